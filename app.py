@@ -8,25 +8,25 @@ import streamlit as st
 
 from components.image_source import image_source_sidebar
 
-st.set_page_config(page_title="RepLens", page_icon="🔍", layout="wide")
+st.set_page_config(page_title="RepLens", page_icon=":material/image_search:", layout="wide")
 
 navigation = st.navigation(
     {
         "Start": [
-            st.Page("pages/home.py", title="Overview", icon="🏠", default=True),
+            st.Page("pages/home.py", title="Overview", icon=":material/home:", default=True),
         ],
         "One image": [
-            st.Page("pages/pixels.py", title="Pixels", icon="🔢"),
-            st.Page("pages/kernels.py", title="Kernels", icon="🧮"),
-            st.Page("pages/svd.py", title="SVD", icon="📉"),
-            st.Page("pages/cnn.py", title="CNN feature maps", icon="🧠"),
+            st.Page("pages/pixels.py", title="Pixels", icon=":material/grid_on:"),
+            st.Page("pages/kernels.py", title="Kernels", icon=":material/blur_on:"),
+            st.Page("pages/svd.py", title="SVD", icon=":material/stacked_line_chart:"),
+            st.Page("pages/cnn.py", title="CNN feature maps", icon=":material/layers:"),
         ],
         "CLIP": [
-            st.Page("pages/zero_shot.py", title="Zero-shot", icon="🏷️"),
-            st.Page("pages/clip_metrics.py", title="CLIP metrics", icon="📏"),
+            st.Page("pages/zero_shot.py", title="Zero-shot", icon=":material/label:"),
+            st.Page("pages/clip_metrics.py", title="CLIP metrics", icon=":material/straighten:"),
         ],
         "Datasets": [
-            st.Page("pages/explorer.py", title="Dataset explorer", icon="🗺️"),
+            st.Page("pages/explorer.py", title="Dataset explorer", icon=":material/scatter_plot:"),
         ],
     }
 )

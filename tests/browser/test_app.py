@@ -1,0 +1,94 @@
+"""The whole app in a real browser: sidebar upload, every page, the SVD slider."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.browser
+
+PAGES = [
+    ("Pixels", "Pixels"),
+    ("Kernels", "Kernels"),
+    ("SVD", "SVD"),
+    ("CNN feature maps", "CNN"),
+    ("Zero-shot", "Zero-shot"),
+    ("CLIP metrics", "CLIP"),
+    ("Dataset explorer", "Dataset explorer"),
+]
+
+
+def _gradient_png(width: int = 96, height: int = 64) -> bytes:
+    x = np.linspace(0, 255, width, dtype=np.float64)
+    y = np.linspace(0, 255, height, dtype=np.float64)
+    red = np.tile(x, (height, 1))
+    green = np.tile(y[:, None], (1, width))
+    blue = np.full((height, width), 128.0)
+    pixels = np.stack([red, green, blue], axis=2).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _wait_until_idle(page) -> None:
+    """Wait until Streamlit has finished the current script run."""
+    page.wait_for_timeout(300)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=120_000)
+    page.wait_for_timeout(300)
+
+
+def _upload(page, name: str, data: bytes, mime: str = "image/png") -> None:
+    page.get_by_test_id("stSidebar").get_by_text("Upload", exact=True).click()
+    _wait_until_idle(page)
+    file_input = page.get_by_test_id("stSidebar").locator('input[type="file"]')
+    file_input.set_input_files({"name": name, "mimeType": mime, "buffer": data})
+    _wait_until_idle(page)
+
+
+def _open(page, link_text: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_text(link_text, exact=True).click()
+    _wait_until_idle(page)
+
+
+def _exceptions(page) -> list[str]:
+    return page.locator('[data-testid="stException"]').all_inner_texts()
+
+
+def test_upload_reaches_every_page(page):
+    _upload(page, "gradient.png", _gradient_png())
+    sidebar = page.get_by_test_id("stSidebar")
+    assert sidebar.get_by_text("96 x 64 pixels", exact=False).count() == 1
+
+    for link_text, heading in PAGES:
+        _open(page, link_text)
+        assert _exceptions(page) == [], f"{link_text} raised: {_exceptions(page)}"
+        assert page.get_by_role("heading", name=heading).count() >= 1, f"{link_text} has no heading {heading!r}"
+        assert sidebar.get_by_text("96 x 64 pixels", exact=False).count() == 1, f"{link_text} lost the upload"
+
+
+def test_corrupt_upload_keeps_previous_image(page):
+    _upload(page, "gradient.png", _gradient_png())
+    _upload(page, "broken.png", b"\x89PNG\r\n\x1a\n" + b"not really a png")
+
+    sidebar = page.get_by_test_id("stSidebar")
+    error = sidebar.get_by_test_id("stAlert")
+    assert "broken.png" in error.inner_text()
+    assert "Still showing gradient.png" in error.inner_text()
+    assert sidebar.get_by_text("96 x 64 pixels", exact=False).count() == 1
+
+
+def test_svd_slider_updates_page(page):
+    _open(page, "SVD")
+    slider = page.get_by_test_id("stMain").get_by_role("slider").first
+    before = slider.get_attribute("aria-valuenow")
+    slider.focus()
+    for _ in range(5):
+        page.keyboard.press("ArrowRight")
+    _wait_until_idle(page)
+
+    after = slider.get_attribute("aria-valuenow")
+    assert int(after) == int(before) + 5
+    assert _exceptions(page) == []
