@@ -91,28 +91,31 @@ def decode_image(data: bytes, name: str = "image") -> LoadedImage:
     width, height = image.size
     if width * height > MAX_PIXELS:
         raise RepLensError(
-            f"{name}: the image declares {width} x {height} pixels "
+            f"{name}: the image is too large; its header declares {width} x {height} pixels "
             f"({width * height / 1e6:.0f} MP), more than the limit of "
             f"{MAX_PIXELS / 1e6:.0f} MP. Resize it before uploading."
         )
 
     notices = []
-    frame_count = getattr(image, "n_frames", 1)
-    if frame_count > 1:
-        notices.append(f"{name} has {frame_count} frames; RepLens uses the first.")
-        image.seek(0)
-
     try:
+        # Counting frames walks the whole file for GIF, so it sits inside the
+        # handler that reports corrupt data.
+        frame_count = getattr(image, "n_frames", 1)
+        if frame_count > 1:
+            notices.append(f"{name} has {frame_count} frames; RepLens uses the first.")
+            image.seek(0)
         image.load()
         image = ImageOps.exif_transpose(image)
-    except (OSError, SyntaxError, ValueError) as error:
+        source_mode = image.mode
+        pixels, grayscale = _to_rgb8(image, notices)
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise RepLensError(
             f"{name}: the image data is truncated or corrupt ({error}). "
             "Open it in an image editor and save it again."
         ) from error
 
-    source_mode = image.mode
-    pixels, grayscale = _to_rgb8(image, notices)
+    pixels = np.ascontiguousarray(pixels)
+    pixels.setflags(write=False)
     return LoadedImage(name, pixels, source_mode, grayscale, tuple(notices))
 
 
@@ -165,9 +168,10 @@ def _open_lazily(data: bytes, name: str) -> Image.Image:
         try:
             return Image.open(io.BytesIO(data))
         except Image.DecompressionBombError as error:
+            # Pillow rejects headers above twice Image.MAX_IMAGE_PIXELS itself.
             raise RepLensError(
-                f"{name}: the image declares too many pixels to decode safely ({error}). "
-                "Resize it before uploading."
+                f"{name}: the image is too large; its header declares more pixels than "
+                f"the limit of {MAX_PIXELS / 1e6:.0f} MP ({error}). Resize it before uploading."
             ) from error
         except UnidentifiedImageError as error:
             raise RepLensError(
@@ -181,10 +185,18 @@ def _open_lazily(data: bytes, name: str) -> Image.Image:
 def _to_rgb8(image: Image.Image, notices: list[str]) -> tuple[np.ndarray, bool]:
     """Convert a loaded Pillow image to (H, W, 3) uint8 RGB and a grayscale flag."""
     mode = image.mode
+    # A tRNS chunk on a non-palette image names one colour (or gray level)
+    # that is fully transparent.
+    key = image.info.get("transparency")
     if mode in _SIXTEEN_BIT_MODES or mode in {"I", "F"}:
-        gray = _scale_to_uint8(np.asarray(image), mode, notices)
+        values = np.asarray(image)
+        gray = _scale_to_uint8(values, mode, notices)
+        if isinstance(key, (int, float)):
+            gray = np.where(values == key, np.uint8(255), gray)
         return _gray_to_rgb(gray), True
     if mode in {"1", "L"}:
+        if key is not None:
+            return _composite_on_white(image.convert("RGBA")), True
         return _gray_to_rgb(np.asarray(image.convert("L"))), True
     if mode == "LA" or mode == "La":
         rgba = image.convert("RGBA")
@@ -194,14 +206,21 @@ def _to_rgb8(image: Image.Image, notices: list[str]) -> tuple[np.ndarray, bool]:
         if has_alpha:
             return _composite_on_white(image.convert("RGBA")), False
         return np.asarray(image.convert("RGB")), False
-    if mode in {"RGBA", "RGBa"}:
+    if mode in {"RGBA", "RGBa"} or (mode == "RGB" and key is not None):
         return _composite_on_white(image.convert("RGBA")), False
+    # RGB, CMYK, YCbCr, LAB, HSV: Pillow's own conversions.
     return np.asarray(image.convert("RGB")), False
 
 
 def _scale_to_uint8(values: np.ndarray, mode: str, notices: list[str]) -> np.ndarray:
     """Map 16-bit, 32-bit integer or float samples to 0..255 without clipping."""
     data = values.astype(np.float64)
+    finite = np.isfinite(data)
+    if not finite.all():
+        lowest = float(data[finite].min()) if finite.any() else 0.0
+        highest = float(data[finite].max()) if finite.any() else 0.0
+        data = np.nan_to_num(data, nan=lowest, posinf=highest, neginf=lowest)
+        notices.append("NaN and -inf samples are shown as the lowest finite value, +inf as the highest.")
     low, high = float(data.min()), float(data.max())
     if mode == "F":
         if 0.0 <= low and high <= 1.0:

@@ -1,3 +1,231 @@
+"""Zero-shot: CLIP scores an image against labels it was never trained on."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
-st.title("Work in progress")
+from components.clip_model import classify_cached, clip_model_sidebar
+from components.image_source import current_image, decode_image_cached, show_image_notices
+from core.clip import ClipBundle
+from core.errors import RepLensError
+from core.images import UPLOAD_TYPES, LoadedImage, working_copy
+from core.zero_shot import BASELINE_LABEL, DEFAULT_TEMPLATES, ZeroShotResult, check_templates, clean_labels
+
+IMAGES_MODE_KEY = "zero_shot_images_mode"
+# List of LoadedImage for the several-images mode, filled by the uploader.
+UPLOADED_IMAGES_KEY = "zero_shot_images"
+LABELS_KEY = "zero_shot_labels"
+TEMPLATES_KEY = "zero_shot_templates"
+PRESENTATION_KEY = "zero_shot_presentation"
+
+IMAGE_MODES = ("Shared image", "Several images")
+MAX_IMAGES = 16
+
+BUNDLED_LABELS = "red circle\nblue square\ngreen triangle\nhandwritten digit seven"
+PHOTO_LABELS = "astronaut\ncat\nrocket\ncup of coffee"
+
+
+def explanation() -> None:
+    st.title("Zero-shot classification with CLIP")
+    st.markdown(
+        "CLIP has two encoders. The **image encoder** (a Vision Transformer) turns the image "
+        "into a vector $x$; the **text encoder** (a Transformer) turns each prompt, such as "
+        "*a photo of a cat.*, into a vector $t_k$. Both vectors are scaled to length 1 and live "
+        "in the same space, so their dot product is the cosine of the angle between them. "
+        "Training pulled matching image-caption pairs together, so the label whose prompt "
+        "points the same way as the image wins. No classifier was trained on these labels: "
+        "that is why it is called *zero-shot*."
+    )
+    st.latex(
+        r"\cos_k = \frac{x \cdot t_k}{\lVert x\rVert\,\lVert t_k\rVert}, \qquad "
+        r"p_k = \frac{\exp(s \cos_k)}{\sum_j \exp(s \cos_j)}, \qquad s = e^{\text{logit\_scale}}"
+    )
+    st.markdown(
+        "The temperature $s$ is learned (100 for OpenAI's CLIP). Each label is written into "
+        "every template; the label's vector is the mean of its normalised prompt vectors, "
+        "normalised again (prompt ensembling). The softmax makes labels compete: the "
+        "probabilities always sum to 1, even if no label fits. The **independent score** "
+        f"$\\sigma(s(\\cos_k - \\cos_0))$ compares each label alone with the neutral label "
+        f"*{BASELINE_LABEL}* ($\\cos_0$), so it does not depend on the other labels."
+    )
+
+
+def bundled_notice(bundle: ClipBundle) -> None:
+    if bundle.is_bundled:
+        st.warning(
+            "The bundled compact CLIP only knows its small world: coloured shapes (circle, square, "
+            "triangle, star, cross, hexagon in eight colours) and handwritten digits, at 32 x 32 "
+            "pixels. On real photos its answers mean nothing. For photos, pick a real CLIP "
+            "checkpoint such as openai/clip-vit-base-patch32 in the sidebar."
+        )
+
+
+def images_ui() -> list[LoadedImage]:
+    """Return the images to classify: the shared image or several uploads."""
+    mode = st.radio("Images", IMAGE_MODES, horizontal=True, key=IMAGES_MODE_KEY)
+    if mode == "Shared image":
+        image = current_image()
+        show_image_notices(image)
+        return [image]
+
+    uploads = st.file_uploader(
+        f"Images (up to {MAX_IMAGES})", type=UPLOAD_TYPES, accept_multiple_files=True, key="zero_shot_upload"
+    )
+    if uploads:
+        decoded = []
+        for upload in uploads[:MAX_IMAGES]:
+            try:
+                decoded.append(working_copy(decode_image_cached(upload.getvalue(), upload.name)))
+            except RepLensError as error:
+                st.error(str(error))
+        st.session_state[UPLOADED_IMAGES_KEY] = decoded
+        if len(uploads) > MAX_IMAGES:
+            st.warning(f"Only the first {MAX_IMAGES} of {len(uploads)} images are used.")
+    images = st.session_state.get(UPLOADED_IMAGES_KEY) or []
+    if not images:
+        st.info("Upload images to compare them; until then the shared image is used.")
+        return [current_image()]
+    return list(images)
+
+
+def labels_ui(bundle: ClipBundle) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Draw the label and template editors and return the cleaned values."""
+    if LABELS_KEY not in st.session_state:
+        st.session_state[LABELS_KEY] = BUNDLED_LABELS if bundle.is_bundled else PHOTO_LABELS
+    if TEMPLATES_KEY not in st.session_state:
+        st.session_state[TEMPLATES_KEY] = "\n".join(DEFAULT_TEMPLATES)
+
+    left, right = st.columns(2)
+    labels_text = left.text_area("Labels, one per line", key=LABELS_KEY, height=160)
+    templates_text = right.text_area(
+        "Prompt templates, one per line ({} is replaced by the label)", key=TEMPLATES_KEY, height=160,
+        help="Every label is written into every template; the prompt vectors of a label are averaged.",
+    )
+    return clean_labels(labels_text.splitlines()), check_templates(templates_text.splitlines())
+
+
+def result_table(result: ZeroShotResult, row: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "label": result.labels,
+            "probability": result.probabilities[row],
+            "cosine": result.cosines[row],
+            "independent score": result.independent[row],
+        }
+    )
+
+
+def probability_chart(result: ZeroShotResult, row: int) -> go.Figure:
+    order = np.argsort(result.probabilities[row])
+    labels = [result.labels[i] for i in order]
+    figure = go.Figure(
+        go.Bar(
+            x=result.probabilities[row][order], y=labels, orientation="h",
+            text=[f"p = {result.probabilities[row][i]:.3f}   cos = {result.cosines[row][i]:.3f}" for i in order],
+            textposition="outside", marker_color="#4c78a8",
+        )
+    )
+    figure.update_layout(
+        xaxis={"range": [0, 1.3], "title": "probability (softmax over the labels)"},
+        height=80 + 40 * len(labels), margin={"l": 10, "r": 10, "t": 10, "b": 40},
+    )
+    return figure
+
+
+def single_image_results(image: LoadedImage, result: ZeroShotResult) -> None:
+    left, right = st.columns([1, 2])
+    left.image(image.pixels, caption=image.name, width="stretch")
+    if result.single_label:
+        right.info(
+            "With a single label the softmax is always 1, so a probability means nothing here. "
+            "Read the cosine and the independent score instead, or add more labels."
+        )
+        right.metric(f"Cosine with “{result.labels[0]}”", f"{result.cosines[0, 0]:.4f}")
+        right.metric("Independent score", f"{result.independent[0, 0]:.3f}")
+    else:
+        right.plotly_chart(probability_chart(result, 0), width="stretch")
+    right.dataframe(result_table(result, 0), hide_index=True, width="stretch")
+
+
+def several_images_results(images: list[LoadedImage], result: ZeroShotResult) -> None:
+    values = result.cosines if result.single_label else result.probabilities
+    title = "cosine" if result.single_label else "probability"
+    names = [f"{index + 1}. {image.name}" for index, image in enumerate(images)]
+    figure = px.imshow(
+        values, x=list(result.labels), y=names, text_auto=".2f", aspect="auto",
+        color_continuous_scale="Blues", labels={"color": title, "x": "label", "y": "image"},
+    )
+    st.plotly_chart(figure, width="stretch")
+    if result.single_label:
+        st.info("With a single label every probability is 1; the heatmap shows cosines instead.")
+    table = pd.DataFrame(values, index=names, columns=list(result.labels))
+    st.dataframe(table, width="stretch")
+    thumbnails = st.columns(min(len(images), 8))
+    for index, image in enumerate(images):
+        thumbnails[index % len(thumbnails)].image(image.pixels, caption=names[index], width="stretch")
+
+
+def presentation(images: list[LoadedImage], result: ZeroShotResult) -> None:
+    """Show only each image and its top label in large type."""
+    for row, image in enumerate(images):
+        left, right = st.columns([1, 1])
+        left.image(image.pixels, width="stretch")
+        best = int(np.argmax(result.probabilities[row]))
+        label = html.escape(result.labels[best])
+        if result.single_label:
+            value = f"cosine {result.cosines[row, best]:.3f}"
+        else:
+            value = f"{100 * result.probabilities[row, best]:.1f} %"
+        right.markdown(
+            f"<div style='font-size:3.5rem;font-weight:700;line-height:1.1'>{label}</div>"
+            f"<div style='font-size:2.5rem'>{value}</div>",
+            unsafe_allow_html=True,
+        )
+
+
+def main() -> None:
+    bundle = clip_model_sidebar()
+    presenting = st.sidebar.toggle("Presentation mode", key=PRESENTATION_KEY,
+                                   help="Large type; only the image and the top label.")
+    if not presenting:
+        explanation()
+        st.caption(f"Active model: {bundle.name}")
+        bundled_notice(bundle)
+
+    try:
+        if presenting:
+            images = st.session_state.get(UPLOADED_IMAGES_KEY) or [current_image()]
+            labels = clean_labels(st.session_state.get(LABELS_KEY, "").splitlines())
+            templates = check_templates(st.session_state.get(TEMPLATES_KEY, "\n".join(DEFAULT_TEMPLATES)).splitlines())
+        else:
+            images = images_ui()
+            labels, templates = labels_ui(bundle)
+        result = classify_cached(bundle.source, tuple(image.pixels for image in images), labels, templates)
+    except RepLensError as error:
+        st.error(str(error))
+        return
+
+    if presenting:
+        presentation(images, result)
+        return
+
+    st.markdown("**Templates in use:** " + " · ".join(f"`{template}`" for template in result.templates))
+    if result.truncated_prompts:
+        st.warning(
+            f"{len(result.truncated_prompts)} prompts were longer than the model's "
+            f"{bundle.context_length} tokens and were cut: " + "; ".join(result.truncated_prompts[:3])
+        )
+    st.caption(f"Logit scale s = exp({bundle.logit_scale:.4f}) = {result.scale:.2f}, applied once.")
+    if len(images) == 1:
+        single_image_results(images[0], result)
+    else:
+        several_images_results(images, result)
+
+
+main()

@@ -1,0 +1,228 @@
+"""Render small scenes of coloured shapes, the world the bundled CLIP learned.
+
+A ``Scene`` is a background and one or more shapes of one colour and kind.
+``render_scene`` draws it at 4x the output size and downsamples with a box
+filter, which gives anti-aliased edges. ``random_scene`` draws the attributes
+from a NumPy generator, so the same seed gives the same scenes.
+
+``HELD_OUT_COMBOS`` lists colour-shape pairs that the bundled CLIP never saw
+in training; ``mnist_holdout_indices`` fixes the MNIST digits it never saw.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from core.errors import RepLensError
+
+# Colour name -> RGB centre; rendered colours are jittered around it.
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 30, 35),
+    "orange": (245, 140, 20),
+    "yellow": (240, 220, 35),
+    "green": (35, 165, 55),
+    "blue": (35, 80, 225),
+    "purple": (135, 45, 185),
+    "pink": (250, 125, 195),
+    "brown": (125, 75, 35),
+}
+SHAPES = ("circle", "square", "triangle", "star", "cross", "hexagon")
+
+# Background name -> gray level before noise and gradient.
+BACKGROUNDS: dict[str, int] = {"white": 245, "gray": 128, "black": 12}
+
+# Object radius as a fraction of the image side.
+SIZES: dict[str, tuple[float, float]] = {"small": (0.14, 0.18), "large": (0.23, 0.31)}
+
+# Colour-shape pairs that never appear in the bundled CLIP's training data.
+HELD_OUT_COMBOS: tuple[tuple[str, str], ...] = (
+    ("purple", "triangle"),
+    ("orange", "circle"),
+    ("green", "star"),
+    ("pink", "square"),
+    ("blue", "cross"),
+    ("yellow", "hexagon"),
+)
+
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+# Largest number of shapes in one scene.
+MAX_COUNT = 4
+
+# Size of the fixed MNIST split kept out of training, and the seed that picks it.
+MNIST_HOLDOUT_SIZE = 1000
+MNIST_HOLDOUT_SEED = 1234
+
+_COLOUR_JITTER = 18
+_SUPERSAMPLE = 4
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One shape in a scene; coordinates are fractions of the image side."""
+
+    colour: str
+    kind: str
+    size: str
+    # Centre, 0 = left or top edge, 1 = right or bottom edge.
+    x: float
+    y: float
+    # Radius as a fraction of the image side.
+    radius: float
+    # RGB actually drawn: the colour's centre plus jitter.
+    rgb: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A background and the shapes on it, all of one colour and kind."""
+
+    background: str
+    shapes: tuple[Shape, ...]
+    # Standard deviation of the Gaussian pixel noise, in gray levels.
+    noise: float = 0.0
+    # Brightness change from top to bottom, in gray levels.
+    gradient: float = 0.0
+
+    @property
+    def count(self) -> int:
+        return len(self.shapes)
+
+    @property
+    def colour(self) -> str:
+        return self.shapes[0].colour
+
+    @property
+    def kind(self) -> str:
+        return self.shapes[0].kind
+
+    @property
+    def position(self) -> str:
+        """Where a single shape sits: "left", "right", "top", "bottom" or "middle"."""
+        shape = self.shapes[0]
+        dx, dy = shape.x - 0.5, shape.y - 0.5
+        if max(abs(dx), abs(dy)) < 0.14:
+            return "middle"
+        if abs(dx) >= abs(dy):
+            return "left" if dx < 0 else "right"
+        return "top" if dy < 0 else "bottom"
+
+
+def random_scene(
+    rng: np.random.Generator,
+    colour: str | None = None,
+    kind: str | None = None,
+    count: int = 1,
+    exclude: tuple[tuple[str, str], ...] = (),
+) -> Scene:
+    """Draw a random scene of ``count`` shapes of one colour and kind.
+
+    Unset attributes are drawn uniformly; pairs in ``exclude`` are never drawn.
+    Several shapes are small and placed without overlap.
+    """
+    if not 1 <= count <= MAX_COUNT:
+        raise RepLensError(f"count must be between 1 and {MAX_COUNT} but got {count}.")
+    while True:
+        chosen_colour = colour or str(rng.choice(list(COLOURS)))
+        chosen_kind = kind or str(rng.choice(SHAPES))
+        if (chosen_colour, chosen_kind) not in exclude:
+            break
+        if colour and kind:
+            raise RepLensError(f"The pair ({colour}, {kind}) is excluded; choose another pair.")
+
+    background = str(rng.choice(list(BACKGROUNDS)))
+    size = "small" if count > 1 else str(rng.choice(list(SIZES)))
+    shapes = _place(rng, chosen_colour, chosen_kind, size, count)
+    noise = float(rng.choice([0.0, rng.uniform(2, 12)]))
+    gradient = float(rng.choice([0.0, rng.uniform(-40, 40)]))
+    return Scene(background, shapes, noise, gradient)
+
+
+def render_scene(scene: Scene, size: int = 64, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Render ``scene`` as a (size, size, 3) uint8 RGB array.
+
+    Noise needs ``rng``; without one the scene is drawn without noise.
+    """
+    if size < 8:
+        raise RepLensError(f"size must be at least 8 pixels but got {size}.")
+    big = size * _SUPERSAMPLE
+    canvas = Image.new("RGB", (big, big), (BACKGROUNDS[scene.background],) * 3)
+    draw = ImageDraw.Draw(canvas)
+    for shape in scene.shapes:
+        _draw_shape(draw, shape, big)
+    pixels = np.asarray(canvas.resize((size, size), Image.Resampling.BOX)).astype(np.float32)
+
+    if scene.gradient:
+        ramp = np.linspace(-0.5, 0.5, size, dtype=np.float32)[:, None, None]
+        pixels = pixels + scene.gradient * ramp
+    if scene.noise and rng is not None:
+        pixels = pixels + rng.normal(0.0, scene.noise, pixels.shape).astype(np.float32)
+    return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+
+
+def mnist_holdout_indices(total: int = 5000) -> np.ndarray:
+    """Return the sorted indices of the MNIST digits kept out of training."""
+    order = np.random.default_rng(MNIST_HOLDOUT_SEED).permutation(total)
+    return np.sort(order[:MNIST_HOLDOUT_SIZE])
+
+
+def mnist_train_indices(total: int = 5000) -> np.ndarray:
+    """Return the sorted indices of the MNIST digits used in training."""
+    return np.setdiff1d(np.arange(total), mnist_holdout_indices(total))
+
+
+def _place(rng: np.random.Generator, colour: str, kind: str, size: str, count: int) -> tuple[Shape, ...]:
+    """Place ``count`` shapes without overlap, starting over when the last one does not fit."""
+    low, high = SIZES[size]
+    for _ in range(100):
+        shapes: list[Shape] = []
+        for _ in range(30):
+            radius = float(rng.uniform(low, high))
+            margin = radius + 0.02
+            x, y = (float(v) for v in rng.uniform(margin, 1 - margin, 2))
+            if all(math.hypot(x - s.x, y - s.y) > radius + s.radius + 0.03 for s in shapes):
+                jitter = rng.integers(-_COLOUR_JITTER, _COLOUR_JITTER + 1, 3)
+                rgb = tuple(int(np.clip(c + j, 0, 255)) for c, j in zip(COLOURS[colour], jitter))
+                shapes.append(Shape(colour, kind, size, x, y, radius, rgb))
+                if len(shapes) == count:
+                    return tuple(shapes)
+    raise RepLensError(f"Could not place {count} {size} shapes without overlap; use fewer shapes.")
+
+
+def _draw_shape(draw: ImageDraw.ImageDraw, shape: Shape, side: int) -> None:
+    cx, cy, r = shape.x * side, shape.y * side, shape.radius * side
+    if shape.kind == "circle":
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=shape.rgb)
+    elif shape.kind == "square":
+        half = r * 0.85
+        draw.rectangle((cx - half, cy - half, cx + half, cy + half), fill=shape.rgb)
+    elif shape.kind == "triangle":
+        draw.polygon(_regular_polygon(cx, cy + 0.2 * r, 1.15 * r, 3, -90), fill=shape.rgb)
+    elif shape.kind == "hexagon":
+        draw.polygon(_regular_polygon(cx, cy, r, 6, 0), fill=shape.rgb)
+    elif shape.kind == "star":
+        draw.polygon(_star(cx, cy, r), fill=shape.rgb)
+    elif shape.kind == "cross":
+        arm = r * 0.33
+        draw.rectangle((cx - r, cy - arm, cx + r, cy + arm), fill=shape.rgb)
+        draw.rectangle((cx - arm, cy - r, cx + arm, cy + r), fill=shape.rgb)
+    else:
+        raise RepLensError(f"Unknown shape {shape.kind!r}; choose one of {', '.join(SHAPES)}.")
+
+
+def _regular_polygon(cx: float, cy: float, r: float, sides: int, start_deg: float) -> list[tuple[float, float]]:
+    angles = np.deg2rad(start_deg + 360.0 * np.arange(sides) / sides)
+    return [(cx + r * math.cos(a), cy + r * math.sin(a)) for a in angles]
+
+
+def _star(cx: float, cy: float, r: float) -> list[tuple[float, float]]:
+    points = []
+    for index in range(10):
+        radius = r if index % 2 == 0 else r * 0.45
+        angle = math.radians(-90 + 36 * index)
+        points.append((cx + radius * math.cos(angle), cy + radius * math.sin(angle)))
+    return points
