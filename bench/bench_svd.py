@@ -5,8 +5,9 @@ Measures, in one run and on the same machine:
   the three channels, and the rounded, clipped uint8 rank-k image;
 - time of one slider move: the rank-k rebuild from cached factors;
 - references side by side: ``numpy.linalg.svd(full_matrices=False)`` of one
-  channel matrix (the exact route) and a plain NumPy rebuild of the same rank
-  from the same factors; optionally RepLens's exact SVD of the same channel.
+  channel matrix (the exact route), and a plain NumPy rebuild of the same rank
+  from the same factors. ``--with-replens-exact`` adds RepLens's exact SVD of
+  that channel.
 
 The photo is scikit-image's "coffee" (400 x 600) upscaled with Lanczos to
 4000 x 3000, so its spectrum decays faster than a native 12 MP photo's.

@@ -101,7 +101,7 @@ def kmeans_labels(vectors: np.ndarray, clusters: int) -> np.ndarray:
 
 
 def embed_dataset(
-    dataset_token: str, dataset: datasets.ImageDataset, embedder: embeddings.Embedder
+    dataset_token: str, dataset: datasets.ImageDataset, embedder: embeddings.Embedder, label: str
 ) -> embeddings.Embeddings:
     """Embed ``dataset`` with a progress bar, reusing this session's and the disk cache."""
     store: dict = st.session_state.setdefault(_SESSION_KEY, {})
@@ -109,10 +109,10 @@ def embed_dataset(
     if key in store:
         return store[key]
 
-    bar = st.progress(0.0, text=f"Embedding {len(dataset)} images with {embedder.identity}…")
+    bar = st.progress(0.0, text=f"{label}: embedding {len(dataset)} images…")
 
     def report(done: int, total: int) -> None:
-        bar.progress(done / total, text=f"Embedding with {embedder.identity}: {done} / {total} images")
+        bar.progress(done / total, text=f"{label}: {done} / {total} images embedded")
 
     disk_cache = embeddings.default_cache()
     start = time.perf_counter()
@@ -120,7 +120,7 @@ def embed_dataset(
     seconds = time.perf_counter() - start
     bar.empty()
     action = "read from the cache" if result.from_cache else "computed and cached"
-    st.caption(f"{embedder.identity}: {len(dataset)} embeddings {action} in {seconds:.2f} s ({disk_cache.directory}).")
+    st.caption(f"{label}: {len(dataset)} embeddings {action} in {seconds:.2f} s (cache folder {disk_cache.directory}).")
     store[key] = result
     while len(store) > _SESSION_ENTRIES:
         store.pop(next(iter(store)))

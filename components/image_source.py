@@ -8,6 +8,7 @@ decode leaves the previous image in place and shows why it failed.
 from __future__ import annotations
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 from core.errors import RepLensError
 from core.images import UPLOAD_TYPES, WORKING_MAX_SIDE, LoadedImage, decode_image, working_copy
@@ -64,6 +65,7 @@ def current_image() -> LoadedImage:
     Falls back to the default sample when no image was chosen yet, which is
     the case when a page runs on its own (as in tests).
     """
+    ensure_app_shell()
     image = st.session_state.get(IMAGE_KEY)
     if image is None:
         image = load_sample_cached(DEFAULT_SAMPLE)
@@ -71,6 +73,20 @@ def current_image() -> LoadedImage:
     if st.session_state.get(FULL_SIZE_KEY, False):
         return image
     return working_copy(image)
+
+
+def ensure_app_shell() -> None:
+    """Rerun through ``app.py`` when Streamlit ran a file of ``pages/`` on its own.
+
+    Streamlit 1.67 treats a ``pages/`` folder beside the entry script as
+    standalone pages until ``st.navigation`` has run once in the server
+    process, so the first visit of a page URL (``/svd``) after a start skips
+    ``app.py`` and its sidebar. Clearing that flag and rerunning sends the
+    request through ``app.py``, which keeps the requested page.
+    """
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 def show_image_notices(image: LoadedImage) -> None:

@@ -41,6 +41,28 @@ TRUNCATED_RANK = 32
 OVERSAMPLING = 16
 POWER_ITERATIONS = 2
 
+
+@dataclass(frozen=True)
+class SketchSettings:
+    """Settings of one randomized SVD: A (H x W) is sketched by A @ Omega, Omega (W x (rank + oversampling))."""
+
+    # Components returned.
+    rank: int
+    # Extra random directions, discarded at the end; they make the last kept components accurate.
+    oversampling: int
+    # Passes of A^T then A over the sketch; each one sharpens the decay between kept and discarded values.
+    power_iterations: int
+
+
+# The first result for a large image: 4 passes over each channel matrix,
+# enough components for ranks up to 24, so for the usual first k of about 20.
+QUICK_SKETCH = SketchSettings(rank=24, oversampling=8, power_iterations=1)
+# A background step before the exact SVD of a large image: ranks up to 128
+# within seconds, while the exact SVD of 12 megapixels takes minutes on 2 cores.
+WIDE_SKETCH = SketchSettings(rank=128, oversampling=16, power_iterations=2)
+# Images above this many pixels get the wide sketch before the exact SVD.
+WIDE_SKETCH_PIXELS = 2_000_000
+
 @dataclass(frozen=True)
 class ImageSVD:
     """Thin SVD factors of each channel matrix: A_c = U_c diag(S_c) Vt_c."""
@@ -108,7 +130,14 @@ def reference_image(pixels: np.ndarray, mode: str) -> np.ndarray:
 
 def exact_at_once(height: int, width: int) -> bool:
     """Tell whether the exact SVD of an H x W matrix is quick enough to wait for."""
-    return height * width <= EXACT_AT_ONCE_PIXELS or min(height, width) <= TRUNCATED_RANK
+    return height * width <= EXACT_AT_ONCE_PIXELS or min(height, width) <= QUICK_SKETCH.rank
+
+
+def background_sketches(height: int, width: int) -> tuple[SketchSettings, ...]:
+    """List the randomized SVDs to run in the background, in order, before the exact one."""
+    if height * width > WIDE_SKETCH_PIXELS and min(height, width) > WIDE_SKETCH.rank:
+        return (WIDE_SKETCH,)
+    return ()
 
 
 def decompose_exact(matrices: np.ndarray) -> ImageSVD:
@@ -151,11 +180,18 @@ def decompose_truncated(
         q_row, _ = torch.linalg.qr(a.mT @ q)  # (C, W, q)
         q, _ = torch.linalg.qr(a @ q_row)
 
-    # SVD of the small projection B = Q^T A, then lift its left vectors back.
-    b = q.mT @ a  # (C, q, W)
-    u_small, s, vt = torch.linalg.svd(b, full_matrices=False)
-    u = q @ u_small
+    # SVD of the small projection B = Q^T A, taken through its tall transpose
+    # B^T = A^T Q = W_b S Z^T, so that A ~ Q B = (Q Z) S W_b^T.
+    b_transposed = a.mT @ q  # (C, W, q)
+    w_b, s, z_t = torch.linalg.svd(b_transposed, full_matrices=False)
+    u = q @ z_t.mT  # (C, H, q)
+    vt = w_b.mT  # (C, q, W)
     return _freeze(u[..., :rank], s[:, :rank], vt[:, :rank], matrices, exact=False)
+
+
+def decompose_sketch(matrices: np.ndarray, settings: SketchSettings, seed: int = 0) -> ImageSVD:
+    """Compute the randomized truncated SVD of each matrix with the given sketch settings."""
+    return decompose_truncated(matrices, settings.rank, settings.oversampling, settings.power_iterations, seed)
 
 
 def rebuild(svd: ImageSVD, k: int) -> np.ndarray:

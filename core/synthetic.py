@@ -36,7 +36,7 @@ SHAPES = ("circle", "square", "triangle", "star", "cross", "hexagon")
 BACKGROUNDS: dict[str, int] = {"white": 245, "gray": 128, "black": 12}
 
 # Object radius as a fraction of the image side.
-SIZES: dict[str, tuple[float, float]] = {"small": (0.14, 0.18), "large": (0.23, 0.31)}
+SIZES: dict[str, tuple[float, float]] = {"small": (0.15, 0.20), "large": (0.25, 0.33)}
 
 # Colour-shape pairs that never appear in the bundled CLIP's training data.
 HELD_OUT_COMBOS: tuple[tuple[str, str], ...] = (
@@ -49,6 +49,10 @@ HELD_OUT_COMBOS: tuple[tuple[str, str], ...] = (
 )
 
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+# A single shape's centre lies at most this far from the image centre, in
+# fractions of the side, so the small ViT sees shapes near where it learned them.
+SINGLE_SPREAD = 0.22
 
 # Largest number of shapes in one scene.
 MAX_COUNT = 4
@@ -183,7 +187,10 @@ def _place(rng: np.random.Generator, colour: str, kind: str, size: str, count: i
         for _ in range(30):
             radius = float(rng.uniform(low, high))
             margin = radius + 0.02
-            x, y = (float(v) for v in rng.uniform(margin, 1 - margin, 2))
+            low_centre, high_centre = margin, 1 - margin
+            if count == 1:
+                low_centre, high_centre = max(margin, 0.5 - SINGLE_SPREAD), min(1 - margin, 0.5 + SINGLE_SPREAD)
+            x, y = (float(v) for v in rng.uniform(low_centre, high_centre, 2))
             if all(math.hypot(x - s.x, y - s.y) > radius + s.radius + 0.03 for s in shapes):
                 jitter = rng.integers(-_COLOUR_JITTER, _COLOUR_JITTER + 1, 3)
                 rgb = tuple(int(np.clip(c + j, 0, 255)) for c, j in zip(COLOURS[colour], jitter))

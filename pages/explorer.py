@@ -30,7 +30,6 @@ SOURCES = ("MNIST digits", "Faces (LFW subset)", "Sample photos", "Upload images
 
 # Above this many points the scatter uses WebGL (Scattergl).
 WEBGL_MIN_POINTS = 1000
-THUMBNAIL_SIDE = 96
 PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
     "#17becf", "#393b79", "#ad494a", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d",
@@ -118,7 +117,10 @@ def folder_ui() -> tuple[datasets.ImageDataset, str] | None:
     folder = st.text_input(f"Folder inside {root}", key="explorer_folder")
     if not folder:
         return None
-    return cache.load_folder(folder, str(root)), f"folder:{root}:{folder}"
+    dataset = cache.load_folder(folder, str(root))
+    # The folder is re-read every few minutes, so the token follows its content, not only its path.
+    content = _digest(image.tobytes() for image in dataset.images)
+    return dataset, f"folder:{root}:{folder}:{content}"
 
 
 def _digest(chunks) -> str:
@@ -140,7 +142,8 @@ def describe_dataset(dataset: datasets.ImageDataset) -> None:
     for notice in dataset.notices:
         st.caption(notice)
     if dataset.skipped:
-        with st.expander(f"{len(dataset.skipped)} files skipped"):
+        count = len(dataset.skipped)
+        with st.expander(f"{count} {'file' if count == 1 else 'files'} skipped"):
             st.dataframe({"file": [item.name for item in dataset.skipped], "reason": [item.reason for item in dataset.skipped]})
 
 
@@ -205,7 +208,7 @@ def representation_vectors(
         if name == PIXELS:
             return pixels
         return cache.pixel_pca(token, pixels, pca_components).scores
-    return cache.embed_dataset(token, dataset, embedder_for(name, models, side, gray)).vectors
+    return cache.embed_dataset(token, dataset, embedder_for(name, models, side, gray), name).vectors
 
 
 def show_eigenimages(token: str, pixels: np.ndarray, n_components: int, side: int, gray: bool) -> None:
@@ -295,8 +298,8 @@ def scatter_figure(coords: np.ndarray, groups: np.ndarray, names, method: str, q
             marker={"size": 16, "symbol": "star", "color": "black"},
         ))
     figure.update_layout(
-        title=method, height=420, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"itemsizing": "constant"},
-        dragmode="lasso",
+        title=method, height=460, margin={"l": 10, "r": 10, "t": 40, "b": 10}, dragmode="lasso",
+        legend={"itemsizing": "constant", "orientation": "h", "yanchor": "top", "y": -0.08},
     )
     return figure
 
@@ -366,7 +369,7 @@ def image_grid(dataset: datasets.ImageDataset, indices, captions: list[str], per
     for start in range(0, len(indices), per_row):
         columns = st.columns(per_row)
         for column, index, caption in zip(columns, indices[start : start + per_row], captions[start : start + per_row]):
-            column.image(dataset.images[int(index)], caption=caption, width=THUMBNAIL_SIDE)
+            column.image(dataset.images[int(index)], caption=caption, width="stretch")
 
 
 def _caption(dataset: datasets.ImageDataset, index: int, extra: str) -> str:
@@ -451,8 +454,8 @@ def comparison_ui(dataset, token, models, unavailable, side, gray, pca_component
         except RepLensError as error:
             st.error(f"{name}: {error}")
             continue
-        rows.append({"representation": name, "dimensions": vectors.shape[1], "k-NN accuracy": mean,
-                     "std over folds": std, "folds": folds})
+        rows.append({"representation": name, "dimensions": vectors.shape[1], "k-NN accuracy (%)": 100 * mean,
+                     "std over folds (%)": 100 * std, "folds": folds})
     if CNN in chosen and token.startswith("mnist:"):
         record = getattr(models[CNN], "record", {})
         if record.get("training", {}).get("train_size"):
@@ -463,24 +466,27 @@ def comparison_ui(dataset, token, models, unavailable, side, gray, pca_component
             )
     if rows:
         st.dataframe(rows, column_config={
-            "k-NN accuracy": st.column_config.NumberColumn(format="percent"),
-            "std over folds": st.column_config.NumberColumn(format="percent"),
+            "k-NN accuracy (%)": st.column_config.NumberColumn(format="%.1f"),
+            "std over folds (%)": st.column_config.NumberColumn(format="%.1f"),
         }, hide_index=True, key="explorer_accuracy_table")
 
 
 def export_ui(dataset, vectors, name, results, clusters, figures) -> None:
     st.header("Export")
+    # on_click="ignore": a download does not rerun the page, so the other buttons stay valid.
     frame = coordinates_frame(results, dataset.names, dataset.labels, clusters)
     stem = name.lower().replace(" ", "_")
     columns = st.columns(4)
-    columns[0].download_button("Coordinates (CSV)", frame.to_csv(index=False), "coordinates.csv", "text/csv")
-    columns[1].download_button("Embeddings (.npy)", lambda: to_npy_bytes(vectors), f"{stem}.npy", "application/octet-stream")
+    columns[0].download_button("Coordinates (CSV)", frame.to_csv(index=False), "coordinates.csv", "text/csv",
+                               on_click="ignore")
+    columns[1].download_button("Embeddings (.npy)", lambda: to_npy_bytes(vectors), f"{stem}.npy", "application/octet-stream",
+                               on_click="ignore")
     columns[2].download_button(
         "Embeddings (Parquet)", lambda: to_parquet_bytes(vectors, dataset.names, dataset.labels),
-        f"{stem}.parquet", "application/octet-stream",
+        f"{stem}.parquet", "application/octet-stream", on_click="ignore",
     )
     columns[3].download_button("Maps (HTML)", lambda: _figures_html(figures), "maps.html", "text/html",
-                               disabled=not figures)
+                               disabled=not figures, on_click="ignore")
 
 
 def _figures_html(figures: dict[str, go.Figure]) -> str:

@@ -58,11 +58,12 @@ def explanation() -> None:
 
 def bundled_notice(bundle: ClipBundle) -> None:
     if bundle.is_bundled:
+        side = bundle.model.config.vision_config.image_size
         st.warning(
             "The bundled compact CLIP only knows its small world: coloured shapes (circle, square, "
-            "triangle, star, cross, hexagon in eight colours) and handwritten digits, at 32 x 32 "
-            "pixels. On real photos its answers mean nothing. For photos, pick a real CLIP "
-            "checkpoint such as openai/clip-vit-base-patch32 in the sidebar."
+            "triangle, star, cross, hexagon in eight colours) and handwritten digits, seen at "
+            f"{side} x {side} pixels. On real photos its answers mean nothing. For photos, pick a "
+            "real CLIP checkpoint such as openai/clip-vit-base-patch32 in the sidebar."
         )
 
 

@@ -47,7 +47,7 @@ from core.zero_shot import DEFAULT_TEMPLATES, classify_images  # noqa: E402
 logger = logging.getLogger("train_clip")
 
 # Model input side; scenes are rendered at RENDER_SIZE and downsampled like the processor does.
-IMAGE_SIZE = 32
+IMAGE_SIZE = 48
 RENDER_SIZE = 64
 CONTEXT_LENGTH = 32
 PROJECTION_DIM = 96
@@ -66,7 +66,7 @@ KIND_SHAPE, KIND_DIGIT = 0, 1
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=700, help="optimizer steps")
+    parser.add_argument("--steps", type=int, default=800, help="optimizer steps")
     parser.add_argument("--batch", type=int, default=128, help="pictures (and captions) per step")
     parser.add_argument("--lr", type=float, default=1.5e-3, help="peak learning rate")
     parser.add_argument("--digit-share", type=float, default=0.35, help="share of MNIST digits per batch")
@@ -75,7 +75,7 @@ def parse_args() -> argparse.Namespace:
         help="torch CPU threads; on a shared 2-core machine one thread ran 5x faster than two",
     )
     parser.add_argument("--out", type=Path, default=BUNDLED_CLIP_DIR)
-    parser.add_argument("--eval-every", type=int, default=175, help="steps between progress evaluations; 0 for none")
+    parser.add_argument("--eval-every", type=int, default=200, help="steps between progress evaluations; 0 for none")
     return parser.parse_args()
 
 
@@ -92,7 +92,7 @@ def caption_scene(scene, rng: np.random.Generator) -> tuple[str, dict[str, int]]
         return _caption_group(scene, rng)
 
     while True:
-        say_colour, say_shape = rng.random() < 0.75, rng.random() < 0.75
+        say_colour, say_shape = rng.random() < 0.7, rng.random() < 0.85
         if say_colour or say_shape:
             break
     say_size, say_position, say_background = rng.random() < 0.25, rng.random() < 0.2, rng.random() < 0.2
@@ -222,7 +222,7 @@ def build_model(tokenizer):
             "pad_token_id": tokenizer.pad_token_id,
         },
         vision_config={
-            "image_size": IMAGE_SIZE, "patch_size": 4, "hidden_size": 96, "intermediate_size": 384,
+            "image_size": IMAGE_SIZE, "patch_size": 6, "hidden_size": 96, "intermediate_size": 384,
             "num_hidden_layers": 4, "num_attention_heads": 3,
         },
         projection_dim=PROJECTION_DIM,

@@ -256,3 +256,11 @@ def test_zip_too_many_entries_raises(monkeypatch):
     data = make_zip({f"cats/{index}.png": png_bytes() for index in range(4)})
     with pytest.raises(RepLensError, match="4 entries, more than the limit of 3"):
         datasets.zip_dataset(data, "many.zip")
+
+
+def test_zip_small_blank_bmp_accepted():
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((200, 200, 3), np.uint8)).save(buffer, format="BMP")  # 120 KB, compresses > 200 : 1
+    dataset = datasets.zip_dataset(make_zip({"cats/blank.bmp": buffer.getvalue(), "cats/ok.png": png_bytes()}))
+    assert dataset.names == ("cats/blank.bmp", "cats/ok.png")
+    assert dataset.skipped == ()

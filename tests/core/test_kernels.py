@@ -48,6 +48,8 @@ KERNELS = {
     "dense 3x3": RNG.standard_normal((3, 3)),
     "dense 5x5": RNG.standard_normal((5, 5)),
     "dense 3x7": RNG.standard_normal((3, 7)),
+    "dense 7x7": RNG.standard_normal((7, 7)),
+    "dense 15x15": RNG.standard_normal((15, 15)),
     "sparse 7x7": np.where(RNG.random((7, 7)) < 0.3, RNG.standard_normal((7, 7)), 0.0),
     "gaussian 15x15 (rank 1)": gaussian(15, 2.5),
     "difference of gaussians 9x9 (rank 2)": gaussian(9, 1.0) - gaussian(9, 2.0),

@@ -28,10 +28,11 @@ def run_page(**state) -> AppTest:
 
 
 def accuracy_table(at: AppTest) -> dict[str, float]:
-    frames = [frame.value for frame in at.dataframe if "k-NN accuracy" in frame.value.columns]
+    """Return the comparison table as representation -> accuracy fraction."""
+    frames = [frame.value for frame in at.dataframe if "k-NN accuracy (%)" in frame.value.columns]
     assert len(frames) == 1
     frame = frames[0]
-    return dict(zip(frame["representation"], frame["k-NN accuracy"]))
+    return dict(zip(frame["representation"], frame["k-NN accuracy (%)"] / 100))
 
 
 def test_mnist_accuracy_table():
@@ -103,7 +104,7 @@ def test_local_folder_inside_root(tmp_path, monkeypatch):
     at = run_page(explorer_source="Local folder", explorer_folder="pets", explorer_methods=["PCA"])
 
     assert any("pets, 8 images**, 2 classes: cats, dogs" in block.value for block in at.markdown)
-    assert "1 files skipped" in [expander.label for expander in at.expander]
+    assert "1 file skipped" in [expander.label for expander in at.expander]
     assert 0.0 <= accuracy_table(at)["Raw pixels"] <= 1.0
 
 
@@ -162,3 +163,43 @@ def test_reopen_reads_disk_cache():
     assert "100 embeddings computed and cached" in first_captions
     assert "100 embeddings read from the cache" in second_captions
     assert "vectors of 64 dimensions" in second_captions
+
+
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_zip_upload_lists_rejected():
+    members = {f"data/{label}/{index}.png": png_bytes(index * 30 + (label == "dogs") * 9)
+               for label in ("cats", "dogs") for index in range(4)}
+    members["__MACOSX/data/cats/._0.png"] = b"\x00\x05\x16\x07"
+    members["data/.DS_Store"] = b"junk"
+    members["../evil.png"] = png_bytes(1)
+    at = run_page(explorer_source="Upload a zip", explorer_methods=["PCA"])
+
+    at.file_uploader(key="explorer_zip").set_value(("pets.zip", zip_bytes(members), "application/zip")).run()
+
+    assert not at.exception
+    assert any("pets.zip, 8 images**, 2 classes: cats, dogs" in block.value for block in at.markdown)
+    assert "1 file skipped" in [expander.label for expander in at.expander]
+    skipped = [frame.value for frame in at.dataframe if "reason" in frame.value.columns][0]
+    assert list(skipped["file"]) == ["../evil.png"]
+
+
+def test_uploads_same_name_both_listed():
+    at = run_page(explorer_source="Upload images", explorer_methods=["PCA"])
+
+    at.file_uploader(key="explorer_files").set_value(
+        [("a.png", png_bytes(40), "image/png"), ("a.png", png_bytes(200), "image/png"), ("b.png", b"junk", "image/png")]
+    ).run()
+
+    assert not at.exception
+    assert any("Uploaded files, 2 images" in block.value for block in at.markdown)
+    assert "1 file skipped" in [expander.label for expander in at.expander]
+    assert any("vectors of 784 dimensions" in caption.value for caption in at.caption)
