@@ -116,7 +116,9 @@ def embed_dataset(
 
     disk_cache = embeddings.default_cache()
     start = time.perf_counter()
-    result = embeddings.embed_images(dataset.images, embedder, disk_cache, progress=report)
+    result = embeddings.embed_images(
+        dataset.images, embedder, disk_cache, progress=report, digest=dataset.content_digest
+    )
     seconds = time.perf_counter() - start
     bar.empty()
     action = "read from the cache" if result.from_cache else "computed and cached"

@@ -2,8 +2,9 @@
 
 The factors of a 12-megapixel RGB photo take about 250 MB. They are kept with
 ``st.cache_resource``, which shares them without copying, under a content
-hash and with a bound on entries. The exact SVD of a large image runs on a
-background thread, so a page can show the randomized truncation meanwhile.
+hash and with a bound on entries. For a large image a quick randomized SVD
+comes first; wider randomized SVDs and then the exact SVD run on a background
+thread, so a page can show the best finished one meanwhile.
 """
 
 from __future__ import annotations
@@ -15,12 +16,17 @@ import numpy as np
 import streamlit as st
 
 from core.svd import (
+    QUICK_SKETCH,
+    DisplayFactors,
     ImageSVD,
     QualityCurve,
+    SketchSettings,
+    block_mean_image,
     channel_matrices,
     curve_ranks,
     decompose_exact,
-    decompose_truncated,
+    decompose_sketch,
+    display_factors,
     quality_curve,
     reference_image,
 )
@@ -46,8 +52,17 @@ def content_key(pixels: np.ndarray) -> str:
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def truncated_svd(key: str, mode: str, _pixels: np.ndarray) -> ImageSVD:
-    """Return the randomized truncated SVD of the image with content hash ``key``."""
-    return decompose_truncated(channel_matrices(_pixels, mode))
+    """Return the quick randomized truncated SVD of the image with content hash ``key``."""
+    return decompose_sketch(channel_matrices(_pixels, mode), QUICK_SKETCH)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def sketch_svd_job(key: str, mode: str, settings: SketchSettings, _pixels: np.ndarray) -> Future[ImageSVD]:
+    """Queue a randomized SVD of the image with content hash ``key`` on the background thread.
+
+    Jobs run in the order they are queued, so queue this before ``exact_svd_job``.
+    """
+    return _EXACT_WORKER.submit(decompose_sketch, channel_matrices(_pixels, mode), settings)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -67,3 +82,15 @@ def quality_curve_for(key: str, mode: str, exact: bool, _pixels: np.ndarray, _sv
     """Return PSNR and SSIM at a log-spaced set of ranks for one decomposition."""
     ranks = curve_ranks(_svd.computed_rank)
     return quality_curve(reference_image(_pixels, mode), _svd, ranks)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def display_factors_for(key: str, mode: str, exact: bool, rank: int, max_side: int, _svd: ImageSVD) -> DisplayFactors:
+    """Return the block-averaged factors of one decomposition, identified by image, mode, exactness and rank."""
+    return display_factors(_svd, max_side)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def display_original_for(key: str, mode: str, factor: int, _pixels: np.ndarray) -> np.ndarray:
+    """Return the block-averaged uint8 reference image that display-size rank-k images are compared with."""
+    return block_mean_image(reference_image(_pixels, mode), factor)

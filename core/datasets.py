@@ -17,6 +17,7 @@ import stat
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -76,6 +77,13 @@ class ImageDataset:
 
     def __len__(self) -> int:
         return len(self.images)
+
+    @cached_property
+    def content_digest(self) -> str:
+        """SHA-256 of every image's shape and pixels, computed once per dataset."""
+        from core.embeddings import content_digest
+
+        return content_digest(self.images)
 
     @property
     def classes(self) -> list[str]:

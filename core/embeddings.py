@@ -134,7 +134,7 @@ def pixel_pca(pixels: np.ndarray, n_components: int) -> PixelPca:
 
 
 def clip_embedder(bundle, batch_size: int = 32) -> Embedder:
-    """Return CLIP image embeddings (L2-normalised) for a loaded ``core.clip.ClipBundle``."""
+    """Return the embedder for L2-normalised CLIP image embeddings of a loaded ``core.clip.ClipBundle``."""
     from core.clip import encode_images
 
     # NOTE: the identity names the checkpoint, not its weights, so a checkpoint
@@ -144,7 +144,7 @@ def clip_embedder(bundle, batch_size: int = 32) -> Embedder:
 
 
 def cnn_embedder(bundle) -> Embedder:
-    """Return the pooled penultimate-layer features of a loaded ``core.cnn.CnnBundle``."""
+    """Return the embedder for pooled penultimate-layer features of a loaded ``core.cnn.CnnBundle``."""
     import json
 
     from core.cnn import cnn_features
@@ -158,17 +158,26 @@ def cnn_embedder(bundle) -> Embedder:
 # ---------------------------------------------------------------- batching and cache
 
 
-def content_key(images: Sequence[np.ndarray], identity: str) -> str:
-    """Return the SHA-256 hex digest of every image's shape and bytes plus ``identity``.
+def content_digest(images: Sequence[np.ndarray]) -> str:
+    """Return the SHA-256 hex digest of every image's shape and bytes, in order.
 
-    The same pixels in the same order with the same embedder give the same key,
-    whatever the file names were.
+    The same pixels in the same order give the same digest, whatever the file
+    names were.
     """
-    digest = hashlib.sha256(identity.encode("utf-8"))
+    digest = hashlib.sha256()
     for image in images:
         digest.update(str(image.shape).encode("ascii"))
-        digest.update(hashlib.sha256(np.ascontiguousarray(image).data).digest())
+        digest.update(np.ascontiguousarray(image).data)
     return digest.hexdigest()
+
+
+def content_key(images: Sequence[np.ndarray], identity: str, digest: str | None = None) -> str:
+    """Return the cache key of ``images`` embedded by ``identity``.
+
+    ``digest`` is ``content_digest(images)`` when the caller already has it.
+    """
+    images_digest = digest if digest is not None else content_digest(images)
+    return hashlib.sha256(f"{identity}\n{images_digest}".encode("utf-8")).hexdigest()
 
 
 def embed_images(
@@ -177,14 +186,17 @@ def embed_images(
     cache: EmbeddingCache | None = None,
     batch_size: int = 64,
     progress: Progress | None = None,
+    digest: str | None = None,
 ) -> Embeddings:
     """Embed ``images`` in batches, reading and filling ``cache`` when given.
 
-    ``progress(done, total)`` is called after each batch.
+    ``progress(done, total)`` is called after each batch. ``digest`` is
+    ``content_digest(images)`` when the caller already has it, which saves
+    hashing the pixels again.
     """
     if not images:
         raise RepLensError("The dataset is empty. Load at least one image.")
-    key = content_key(images, embedder.identity) if cache is not None else None
+    key = content_key(images, embedder.identity, digest) if cache is not None else None
     if cache is not None:
         cached = cache.get(key)
         if cached is not None and len(cached) == len(images):

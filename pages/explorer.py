@@ -118,7 +118,7 @@ def folder_ui() -> tuple[datasets.ImageDataset, str] | None:
     if not folder:
         return None
     dataset = cache.load_folder(folder, str(root))
-    # The folder is re-read every few minutes, so the token follows its content, not only its path.
+    # The folder is re-read after 5 minutes, so the token follows its content, not only its path.
     content = _digest(image.tobytes() for image in dataset.images)
     return dataset, f"folder:{root}:{folder}:{content}"
 
@@ -387,7 +387,10 @@ def neighbours_ui(dataset: datasets.ImageDataset, vectors: np.ndarray, selected:
     if st.session_state.get("explorer_chosen", 0) > len(dataset) - 1:
         st.session_state["explorer_chosen"] = 0
     if len(selected) > 1:
-        st.caption(f"{len(selected)} points selected. The first is shown with its neighbours, all of them below.")
+        st.caption(
+            f"{len(selected)} points selected. The first is shown with its neighbours, "
+            f"and {min(len(selected), 48)} of them are listed below."
+        )
     chosen = st.number_input("Image index", 0, len(dataset) - 1, key="explorer_chosen")
     count = st.slider("Neighbours", 1, 24, 8, key="explorer_neighbour_count")
     left, right = st.columns([1, 4])

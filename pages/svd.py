@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from concurrent.futures import Future
 
@@ -12,7 +13,16 @@ from PIL import Image
 from plotly.subplots import make_subplots
 
 from components.image_source import current_image, show_image_notices
-from components.svd_cache import content_key, exact_svd, exact_svd_job, quality_curve_for, truncated_svd
+from components.svd_cache import (
+    content_key,
+    display_factors_for,
+    display_original_for,
+    exact_svd,
+    exact_svd_job,
+    quality_curve_for,
+    sketch_svd_job,
+    truncated_svd,
+)
 from core.errors import RepLensError
 from core.images import LoadedImage
 from core.quality import SSIM_WINDOW
@@ -20,6 +30,7 @@ from core.svd import (
     COLOUR_MODES,
     ImageSVD,
     QualityCurve,
+    background_sketches,
     compression_ratio,
     cumulative_energy,
     exact_at_once,
@@ -27,8 +38,10 @@ from core.svd import (
     quality,
     rank_one_layers,
     reconstruct,
+    reconstruct_display,
     reference_image,
     signed_to_display,
+    spectrum_psnr,
 )
 
 RANK_KEY = "svd_rank"
@@ -39,7 +52,9 @@ GALLERY_LAYERS = 8
 DISPLAY_MAX_SIDE = 1024
 # Images whose longest side is below this are enlarged by repeating pixels, so each pixel stays visible.
 ENLARGE_TO_SIDE = 256
-# Above this many pixels SSIM and the quality curve are computed only on request.
+# Above this many pixels SSIM, the quality curve and the PSNR of the rounded
+# full-size image are computed only on request; the PSNR shown otherwise is
+# that of the unrounded rebuild, from the singular values.
 # SSIM took about 0.3 s per megapixel and channel on a busy 2-core CPU.
 QUALITY_AUTO_PIXELS = 2_000_000
 CHANNEL_COLOURS = {"RGB": ("#d62728", "#2ca02c", "#1f77b4"), "Grayscale": ("#444444",)}
@@ -83,16 +98,34 @@ def colour_mode_ui(image: LoadedImage) -> str:
     )
 
 
-def decomposition(image: LoadedImage, mode: str) -> tuple[ImageSVD, Future[ImageSVD] | None]:
-    """Return the decomposition to show now and the background job of the exact one, if any."""
+def decomposition(image: LoadedImage, mode: str) -> tuple[ImageSVD, list[tuple[int, Future[ImageSVD]]]]:
+    """Return the best finished decomposition and the background jobs still running.
+
+    Each job comes with the number of components it computes, in the order they run.
+    """
     key = content_key(image.pixels)
     if exact_at_once(image.height, image.width):
         with st.spinner("Computing the SVD…"):
-            return exact_svd(key, mode, image.pixels), None
-    job = exact_svd_job(key, mode, image.pixels)
-    if job.done():
-        return job.result(), job
-    return truncated_svd(key, mode, image.pixels), job
+            return exact_svd(key, mode, image.pixels), []
+    jobs = [
+        (settings.rank, sketch_svd_job(key, mode, settings, image.pixels))
+        for settings in background_sketches(image.height, image.width)
+    ]
+    jobs.append((min(image.height, image.width), exact_svd_job(key, mode, image.pixels)))
+    done = [job.done() for _, job in jobs]
+    pending = [entry for entry, finished in zip(jobs, done) if not finished]
+    finished = [job for (_, job), is_done in zip(jobs, done) if is_done]
+    if finished:
+        return finished[-1].result(), pending
+    return truncated_svd(key, mode, image.pixels), pending
+
+
+def covering_decomposition(k: int, pending: list[tuple[int, Future[ImageSVD]]]) -> ImageSVD:
+    """Wait for the first background job whose components include rank k."""
+    rank, job = next((rank, job) for rank, job in pending if rank >= k)
+    what = "the exact SVD" if rank == pending[-1][0] else f"a randomized SVD of the top {rank}"
+    with st.spinner(f"Rank {k} needs {what}; waiting for it to finish…"):
+        return job.result()
 
 
 def rank_ui(svd: ImageSVD) -> int:
@@ -135,20 +168,23 @@ def rank_one_note(height: int, width: int) -> str:
     )
 
 
-def decomposition_notice(svd: ImageSVD, job: Future[ImageSVD] | None) -> None:
-    if svd.exact or job is None:
+def decomposition_notice(svd: ImageSVD, pending: list[tuple[int, Future[ImageSVD]]]) -> None:
+    if svd.exact or not pending:
         st.caption(f"Exact SVD: all {svd.full_rank} singular values of each channel.")
         return
+    wider = [rank for rank, _ in pending[:-1] if rank > svd.computed_rank]
+    steps = f"a randomized SVD of the top {wider[0]} and then " if wider else ""
     st.info(
         f"Showing a randomized truncated SVD: the top {svd.computed_rank} singular values of each "
-        f"channel, approximate for the last few of them. The exact SVD of all {svd.full_rank} is "
-        f"computing in the background and replaces it when ready; ranks above {svd.computed_rank} wait for it."
+        f"channel, approximate for the last few of them. In the background, {steps}the exact SVD of all "
+        f"{svd.full_rank} are being computed; each replaces it when ready, and ranks above "
+        f"{svd.computed_rank} wait for the first that includes them."
     )
-    refresh_when_exact(job)
+    refresh_when_done(pending[0][1])
 
 
 @st.fragment(run_every=1.0)
-def refresh_when_exact(job: Future[ImageSVD]) -> None:
+def refresh_when_done(job: Future[ImageSVD]) -> None:
     if job.done():
         st.rerun()
 
@@ -158,7 +194,7 @@ def quality_ui(image: LoadedImage) -> bool:
     if image.height * image.width <= QUALITY_AUTO_PIXELS:
         return True
     return st.checkbox(
-        "Compute SSIM and the PSNR/SSIM curve", key="svd_quality",
+        "Compute SSIM, the PSNR/SSIM curve and the PSNR of the rounded image at full size", key="svd_quality",
         help=f"Off by default above {QUALITY_AUTO_PIXELS / 1e6:.0f} megapixels: SSIM takes seconds per rank at this size.",
     )
 
@@ -169,7 +205,7 @@ def ssim_text(similarity: float | None, height: int, width: int) -> str:
     return "n/a" if min(height, width) < SSIM_WINDOW else "off"
 
 
-def metrics_row(svd: ImageSVD, k: int, psnr_db: float, similarity: float | None) -> None:
+def metrics_row(svd: ImageSVD, k: int, psnr_db: float, similarity: float | None, psnr_rounded: bool) -> None:
     ratio = compression_ratio(svd.height, svd.width, k)
     energy = cumulative_energy(svd)[k - 1]
     error = frobenius_errors(svd)[k - 1]
@@ -180,7 +216,14 @@ def metrics_row(svd: ImageSVD, k: int, psnr_db: float, similarity: float | None)
         help="k (m + n + 1) / (m n): numbers stored per pixel of one channel; above 1 the factors are larger than the image.",
     )
     columns[2].metric("Energy kept", f"{100 * energy:.2f} %", help="Sum of sigma_i^2 for i <= k divided by the sum over all i.")
-    columns[3].metric("PSNR", format_psnr(psnr_db), help="PSNR of the displayed (rounded, clipped) image against the original, data range 255.")
+    if psnr_rounded:
+        psnr_help = "PSNR of the full-size rank-k image, rounded and clipped, against the original; data range 255."
+    else:
+        psnr_help = (
+            "PSNR of the unrounded full-size rank-k rebuild against the original, data range 255, exact from "
+            "the singular values: MSE = ‖A − A_k‖²_F / (channels · m · n). Rounding and clipping change it slightly."
+        )
+    columns[3].metric("PSNR", format_psnr(psnr_db), help=psnr_help)
     columns[4].metric(
         "SSIM", ssim_text(similarity, svd.height, svd.width),
         help="Mean SSIM, uniform 7 x 7 window, K1 = 0.01, K2 = 0.03; needs at least 7 x 7 pixels.",
@@ -192,10 +235,12 @@ def format_psnr(psnr_db: float) -> str:
     return "∞ (exact)" if math.isinf(psnr_db) else f"{psnr_db:.2f} dB"
 
 
-def images_row(original: np.ndarray, shown: np.ndarray, k: int) -> None:
+def images_row(original: np.ndarray, shown: np.ndarray, k: int, factor: int) -> None:
+    """Show the display-size original, rank-k image and error map; ``factor`` is their block side in pixels."""
+    averaged = f", averaged over {factor} x {factor} pixel blocks" if factor > 1 else ""
     left, middle, right = st.columns(3)
-    left.image(for_display(original), caption="Original", width="stretch")
-    middle.image(for_display(shown), caption=f"Rank {k}, rounded and clipped to 0..255", width="stretch")
+    left.image(for_display(original), caption=f"Original{averaged}", width="stretch")
+    middle.image(for_display(shown), caption=f"Rank {k}{averaged}, rounded and clipped to 0..255", width="stretch")
 
     error = np.abs(original.astype(np.int16) - shown.astype(np.int16)).astype(np.float32)
     if error.ndim == 3:
@@ -204,7 +249,22 @@ def images_row(original: np.ndarray, shown: np.ndarray, k: int) -> None:
     scaled = error * (255.0 / peak) if peak > 0 else error
     right.image(
         for_display(np.rint(scaled).astype(np.uint8)), width="stretch",
-        caption=f"Error map |A - A_k|: black = 0, white = {peak:.0f} levels; mean {error.mean():.2f}",
+        caption=f"Error map |A - A_k|{averaged}: black = 0, white = {peak:.0f} levels; mean {error.mean():.2f}",
+    )
+
+
+def download_ui(svd: ImageSVD, k: int, name: str) -> None:
+    """Offer the full-size rank-k image as a PNG, built only when the button is clicked."""
+
+    def png_bytes() -> bytes:
+        buffer = io.BytesIO()
+        Image.fromarray(reconstruct(svd, k)).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    stem = name.rsplit(".", 1)[0] or "image"
+    st.download_button(
+        f"Download the full-size rank-{k} image ({svd.width} x {svd.height} PNG)", png_bytes,
+        file_name=f"{stem}_rank{k}.png", mime="image/png", on_click="ignore",
     )
 
 
@@ -281,23 +341,32 @@ mode = colour_mode_ui(image)
 with_ssim = quality_ui(image)
 
 try:
-    svd, job = decomposition(image, mode)
+    svd, pending = decomposition(image, mode)
     k = rank_ui(svd)
-    if k > svd.computed_rank and job is not None:
-        with st.spinner(f"Rank {k} needs the exact SVD; waiting for it to finish…"):
-            svd = job.result()
-    decomposition_notice(svd, job)
+    if k > svd.computed_rank and pending:
+        svd = covering_decomposition(k, pending)
+        pending = [(rank, job) for rank, job in pending if not job.done()]
+    decomposition_notice(svd, pending)
 
-    original = reference_image(image.pixels, mode)
-    shown = reconstruct(svd, k)
-    psnr_db, similarity = quality(original, shown, with_ssim=with_ssim)
-    curve = quality_curve_for(content_key(image.pixels), mode, svd.exact, image.pixels, svd) if with_ssim else None
+    # Slider moves rebuild only the display-size image from block-averaged factors.
+    key = content_key(image.pixels)
+    factors = display_factors_for(key, mode, svd.exact, svd.computed_rank, DISPLAY_MAX_SIDE, svd)
+    shown = reconstruct_display(factors, k)
+    original_shown = display_original_for(key, mode, factors.factor, image.pixels)
+
+    # Full-size quality needs the full-size rebuild, so large images compute it on request.
+    if with_ssim:
+        psnr_db, similarity = quality(reference_image(image.pixels, mode), reconstruct(svd, k))
+        curve = quality_curve_for(key, mode, svd.exact, image.pixels, svd)
+    else:
+        psnr_db, similarity, curve = spectrum_psnr(svd, k), None, None
 except RepLensError as error:
     st.error(str(error))
     st.stop()
 
-metrics_row(svd, k, psnr_db, similarity)
-images_row(original, shown, k)
+metrics_row(svd, k, psnr_db, similarity, psnr_rounded=with_ssim)
+images_row(original_shown, shown, k, factors.factor)
+download_ui(svd, k, image.name)
 if min(svd.height, svd.width) < SSIM_WINDOW:
     st.caption(f"SSIM needs at least {SSIM_WINDOW} x {SSIM_WINDOW} pixels, so it is not shown for this image.")
 
@@ -305,7 +374,7 @@ spectrum_column, energy_column, quality_column = st.columns(3)
 spectrum_column.plotly_chart(spectrum_chart(svd, mode, k), width="stretch")
 energy_column.plotly_chart(energy_chart(svd, k), width="stretch")
 if curve is None:
-    quality_column.caption("Tick “Compute SSIM and the PSNR/SSIM curve” above to draw quality against k.")
+    quality_column.caption("Tick the full-size quality box above to draw PSNR and SSIM against k.")
 else:
     quality_column.plotly_chart(quality_chart(curve, k), width="stretch")
     quality_column.caption(

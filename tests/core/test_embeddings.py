@@ -182,3 +182,20 @@ def test_parquet_round_trip():
     assert list(frame["label"]) == ["x", "y", "x"]
     assert list(frame.columns[2:4]) == ["dim_00", "dim_01"]
     np.testing.assert_array_equal(frame.iloc[:, 2:].to_numpy(), vectors)
+
+
+def test_pixel_matrix_tiny_images():
+    images = [np.full((1, 1, 3), 200, np.uint8), np.full((1, 50, 3), 100, np.uint8), np.full((3, 3, 3), 50, np.uint8)]
+    matrix = embeddings.pixel_matrix(images, side=28, gray=True)
+    assert matrix.shape == (3, 784)
+    np.testing.assert_allclose(matrix.mean(axis=1), np.array([200, 100, 50]) / 255.0, atol=1e-6)
+
+
+def test_cache_hit_with_precomputed_digest(digits, tmp_path):
+    cache = EmbeddingCache(tmp_path, max_bytes=10_000_000)
+    embedder, calls = counting_embedder()
+    first = embed_images(digits.images, embedder, cache)
+    second = embed_images(digits.images, embedder, cache, digest=digits.content_digest)
+    assert digits.content_digest == embeddings.content_digest(list(digits.images))
+    assert second.from_cache
+    np.testing.assert_array_equal(second.vectors, first.vectors)

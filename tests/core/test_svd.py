@@ -9,20 +9,29 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from core.errors import RepLensError
 from core.images import to_gray
 from core.svd import (
+    QUICK_SKETCH,
+    WIDE_SKETCH,
+    background_sketches,
+    block_mean_image,
     channel_matrices,
     compression_ratio,
     cumulative_energy,
     curve_ranks,
     decompose_exact,
+    decompose_sketch,
     decompose_truncated,
+    display_factor,
+    display_factors,
     frobenius_errors,
     quality,
     quality_curve,
     rank_one_layers,
     rebuild,
     reconstruct,
+    reconstruct_display,
     reference_image,
     signed_to_display,
+    spectrum_psnr,
     to_display,
 )
 
@@ -262,3 +271,83 @@ def test_invalid_inputs_raise():
             reconstruct(svd, bad_rank)
     with pytest.raises(RepLensError, match="finite"):
         decompose_exact(np.full((1, 2, 2), np.nan, dtype=np.float32))
+
+
+@pytest.mark.parametrize("settings, accurate_top, rank", [(QUICK_SKETCH, 8, 24), (WIDE_SKETCH, 32, 128)])
+def test_sketch_matches_exact_top_values(chelsea, settings, accurate_top, rank):
+    matrices = channel_matrices(chelsea, "RGB")
+    # Reference singular values from LAPACK through NumPy, in float64.
+    reference_s = np.linalg.svd(matrices.astype(np.float64), compute_uv=False)[:, :rank]
+    svd = decompose_sketch(matrices, settings)
+    assert svd.computed_rank == rank
+    relative = np.abs(svd.s - reference_s) / reference_s
+    assert relative[:, :accurate_top].max() < 1e-3
+    assert relative.max() < 0.1
+
+
+def test_background_sketches_only_for_large_images():
+    assert background_sketches(3000, 4000) == (WIDE_SKETCH,)
+    assert background_sketches(768, 1024) == ()
+    assert background_sketches(20_000, 120) == ()
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_spectrum_psnr_matches_skimage(chelsea, exact):
+    matrices = channel_matrices(chelsea, "RGB")
+    svd = decompose_exact(matrices) if exact else decompose_sketch(matrices, QUICK_SKETCH)
+    for k in (1, 7, 24):
+        # PSNR of the unrounded float rebuild, channels first, by scikit-image.
+        expected = peak_signal_noise_ratio(matrices.astype(np.float64), rebuild(svd, k).astype(np.float64), data_range=255)
+        assert spectrum_psnr(svd, k) == pytest.approx(expected, rel=1e-4)
+
+
+def test_spectrum_psnr_of_full_rank_is_infinite(coffee_crop):
+    svd = decompose_exact(channel_matrices(coffee_crop, "Grayscale"))
+    assert spectrum_psnr(svd, svd.full_rank) == np.inf
+
+
+@pytest.mark.parametrize("mode, spacing", [("RGB", 512), ("Grayscale", 512), ("RGB", 64)])
+def test_display_rebuild_is_block_mean_of_rebuild(chelsea, mode, spacing):
+    svd = decompose_exact(channel_matrices(chelsea, mode))  # (C, 300, 451)
+    factors = display_factors(svd, max_side=100, spacing=spacing)
+    assert factors.factor == 5
+    assert len(factors.checkpoints) == 300 // spacing
+    # Ranks on, just below and just above stored partial sums when spacing is 64.
+    for k in (1, 10, 63, 64, 65, 100, 160, 255, 256, 299, 300):
+        # Reference: block means of the full-size float rebuild. block_reduce pads the
+        # last partial column of blocks with zeros, so only whole blocks are compared.
+        expected = block_reduce(rebuild(svd, k).astype(np.float64), (1, 5, 5), np.mean)[:, :60, :90]
+        shown = reconstruct_display(factors, k).reshape(60, 91, -1).transpose(2, 0, 1)[:, :, :90]
+        assert np.abs(shown - np.clip(np.rint(expected), 0, 255)).max() <= 1
+
+
+def test_display_rebuild_averages_partial_blocks():
+    svd = decompose_exact(2 * np.arange(35, dtype=np.float32).reshape(1, 5, 7))
+    shown = reconstruct_display(display_factors(svd, max_side=4), 5)  # 2 x 2 blocks
+    # Block means of 0, 2, .., 68 laid out in rows of 7: the last block of each row and column is smaller.
+    expected = [[8, 12, 16, 19], [36, 40, 44, 47], [57, 61, 65, 68]]
+    np.testing.assert_array_equal(shown, expected)
+
+
+def test_display_rebuild_checks_rank(chelsea):
+    factors = display_factors(decompose_sketch(channel_matrices(chelsea, "Grayscale"), QUICK_SKETCH), 100)
+    with pytest.raises(RepLensError, match="exact SVD"):
+        reconstruct_display(factors, 25)
+    for bad_rank in (0, 301, 2.5):
+        with pytest.raises(RepLensError, match="Rank k"):
+            reconstruct_display(factors, bad_rank)
+
+
+def test_display_factor_bounds_longest_side():
+    assert display_factor(3000, 4000, 1024) == 4
+    assert display_factor(300, 451, 451) == 1
+    assert display_factor(1, 5000, 1000) == 5
+    with pytest.raises(RepLensError, match="at least 1"):
+        display_factor(10, 10, 0)
+
+
+def test_block_mean_image_rounds_half_up():
+    pixels = np.ascontiguousarray(skimage.data.coffee()[:400, :600])
+    expected = np.floor(pixels.reshape(100, 4, 150, 4, 3).mean(axis=(1, 3)) + 0.5)
+    np.testing.assert_array_equal(block_mean_image(pixels, 4), expected)
+    np.testing.assert_array_equal(block_mean_image(pixels, 1), pixels)

@@ -203,3 +203,22 @@ def test_uploads_same_name_both_listed():
     assert any("Uploaded files, 2 images" in block.value for block in at.markdown)
     assert "1 file skipped" in [expander.label for expander in at.expander]
     assert any("vectors of 784 dimensions" in caption.value for caption in at.caption)
+
+
+def test_tiny_images_uploaded():
+    def encoded(shape) -> bytes:
+        buffer = io.BytesIO()
+        Image.fromarray(np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)).save(buffer, "PNG")
+        return buffer.getvalue()
+
+    files = [("one.png", encoded((1, 1, 3)), "image/png"), ("row.png", encoded((1, 50, 3)), "image/png"),
+             ("three.png", encoded((3, 3, 3)), "image/png"), ("gray.png", encoded((8, 8)), "image/png")]
+    at = run_page(explorer_source="Upload images", explorer_methods=["PCA", "t-SNE"])
+
+    at.file_uploader(key="explorer_files").set_value(files).run()
+
+    assert not at.exception
+    assert not at.error
+    assert any("Uploaded files, 4 images" in block.value for block in at.markdown)
+    assert any("Perplexity lowered from 30 to 1.00" in caption.value for caption in at.caption)
+    assert len([metric for metric in at.metric if metric.label == "Trustworthiness"]) == 2

@@ -15,14 +15,16 @@ import components.svd_cache
 from core.images import decode_image
 from core.samples import DEFAULT_SAMPLE, load_sample
 from core.svd import (
+    QUICK_SKETCH,
     channel_matrices,
     compression_ratio,
     cumulative_energy,
     decompose_exact,
-    decompose_truncated,
+    decompose_sketch,
     quality,
     reconstruct,
     reference_image,
+    spectrum_psnr,
 )
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "svd.py")
@@ -55,7 +57,7 @@ def shown_metrics(at: AppTest) -> dict[str, str]:
 def expected_metrics(pixels: np.ndarray, mode: str, k: int, exact: bool = True) -> dict[str, str]:
     """The metric texts the page should show, computed with core directly."""
     matrices = channel_matrices(pixels, mode)
-    svd = decompose_exact(matrices) if exact else decompose_truncated(matrices)
+    svd = decompose_exact(matrices) if exact else decompose_sketch(matrices, QUICK_SKETCH)
     psnr_db, similarity = quality(reference_image(pixels, mode), reconstruct(svd, k))
     height, width = pixels.shape[:2]
     return {
@@ -171,7 +173,13 @@ def test_large_image_computes_ssim_on_request(monkeypatch):
         release.wait(timeout=120)
         raise RuntimeError("the exact SVD is not needed in this test")
 
+    def quick_sketch_only(matrices, settings):
+        if settings != QUICK_SKETCH:
+            release.wait(timeout=120)
+        return decompose_sketch(matrices, settings)
+
     monkeypatch.setattr(components.svd_cache, "decompose_exact", never_finished_exact)
+    monkeypatch.setattr(components.svd_cache, "decompose_sketch", quick_sketch_only)
     # A real photo of 2.1 megapixels, above the size where SSIM runs without asking.
     pixels = np.asarray(Image.fromarray(skimage.data.coffee()).resize((1500, 1400)))
     try:
@@ -182,6 +190,14 @@ def test_large_image_computes_ssim_on_request(monkeypatch):
         assert not at.exception
         assert shown_metrics(at)["SSIM"] == "off"
         assert len(at.get("plotly_chart")) == 2
+        assert any("randomized SVD of the top 128" in block.value for block in at.info)
+
+        # Without the full-size rebuild the PSNR is that of the unrounded rebuild, from the spectrum.
+        svd = decompose_sketch(channel_matrices(pixels, "RGB"), QUICK_SKETCH)
+        assert shown_metrics(at)["PSNR"] == f"{spectrum_psnr(svd, 20):.2f} dB"
+        captions = [shown.caption for image in at.get("image") for shown in image.proto.imgs]
+        assert "Rank 20, averaged over 2 x 2 pixel blocks, rounded and clipped to 0..255" in captions
+        assert len(at.get("download_button")) == 1
 
         at.checkbox(key="svd_quality").check().run()
         assert not at.exception
