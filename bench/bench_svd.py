@@ -57,7 +57,7 @@ from core.svd import (  # noqa: E402
     spectrum_psnr,
 )
 
-# Longest side of the images the SVD page sends to the browser.
+# Maximum side of the images the SVD page sends to the browser, as in pages/svd.py.
 DISPLAY_MAX_SIDE = 1024
 
 

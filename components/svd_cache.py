@@ -3,7 +3,7 @@
 The factors of a 12-megapixel RGB photo take about 250 MB. They are kept with
 ``st.cache_resource``, which shares them without copying, under a content
 hash and with a bound on entries. For a large image a quick randomized SVD
-comes first; wider randomized SVDs and then the exact SVD run on a background
+comes first. Wider randomized SVDs and then the exact SVD run on a background
 thread, so a page can show the best finished one meanwhile.
 """
 
@@ -84,7 +84,8 @@ def quality_curve_for(key: str, mode: str, exact: bool, _pixels: np.ndarray, _sv
     return quality_curve(reference_image(_pixels, mode), _svd, ranks)
 
 
-@st.cache_resource(max_entries=8, show_spinner=False)
+# The display factors of an exact 12-megapixel RGB SVD, with their partial sums, take about 110 MB.
+@st.cache_resource(max_entries=4, show_spinner=False)
 def display_factors_for(key: str, mode: str, exact: bool, rank: int, max_side: int, _svd: ImageSVD) -> DisplayFactors:
     """Return the block-averaged factors of one decomposition, identified by image, mode, exactness and rank."""
     return display_factors(_svd, max_side)

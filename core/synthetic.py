@@ -52,7 +52,11 @@ NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "
 
 # A single shape's centre lies at most this far from the image centre, in
 # fractions of the side, so the small ViT sees shapes near where it learned them.
-SINGLE_SPREAD = 0.22
+SINGLE_SPREAD = 0.16
+
+# A single shape whose centre is closer than this to the image centre, on both
+# axes, is "in the middle"; otherwise the larger offset names its side.
+MIDDLE_RADIUS = 0.07
 
 # Largest number of shapes in one scene.
 MAX_COUNT = 4
@@ -109,7 +113,7 @@ class Scene:
         """Where a single shape sits: "left", "right", "top", "bottom" or "middle"."""
         shape = self.shapes[0]
         dx, dy = shape.x - 0.5, shape.y - 0.5
-        if max(abs(dx), abs(dy)) < 0.14:
+        if max(abs(dx), abs(dy)) < MIDDLE_RADIUS:
             return "middle"
         if abs(dx) >= abs(dy):
             return "left" if dx < 0 else "right"

@@ -53,8 +53,8 @@ DISPLAY_MAX_SIDE = 1024
 # Images whose longest side is below this are enlarged by repeating pixels, so each pixel stays visible.
 ENLARGE_TO_SIDE = 256
 # Above this many pixels SSIM, the quality curve and the PSNR of the rounded
-# full-size image are computed only on request; the PSNR shown otherwise is
-# that of the unrounded rebuild, from the singular values.
+# full-size image are computed only on request. Otherwise the PSNR shown is
+# that of the unrounded rebuild, computed from the singular values.
 # SSIM took about 0.3 s per megapixel and channel on a busy 2-core CPU.
 QUALITY_AUTO_PIXELS = 2_000_000
 CHANNEL_COLOURS = {"RGB": ("#d62728", "#2ca02c", "#1f77b4"), "Grayscale": ("#444444",)}
@@ -365,6 +365,11 @@ except RepLensError as error:
     st.stop()
 
 metrics_row(svd, k, psnr_db, similarity, psnr_rounded=with_ssim)
+if not with_ssim:
+    st.caption(
+        "PSNR is that of the unrounded full-size rank-k rebuild, exact from the singular values. "
+        "Tick the full-size quality box above for the PSNR of the rounded image and SSIM."
+    )
 images_row(original_shown, shown, k, factors.factor)
 download_ui(svd, k, image.name)
 if min(svd.height, svd.width) < SSIM_WINDOW:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -47,8 +48,9 @@ def _wait_until_healthy(url: str, server: subprocess.Popen) -> None:
     raise TimeoutError(f"streamlit did not answer on {url} within {STARTUP_TIMEOUT_S} s")
 
 
-@pytest.fixture(scope="session")
-def app_url(tmp_path_factory):
+@contextlib.contextmanager
+def _running_app(tmp_path_factory):
+    """Start ``streamlit run app.py`` on a free 127.0.0.1 port and yield its URL."""
     port = _free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "REPLENS_CACHE_DIR": str(tmp_path_factory.mktemp("cache"))}
     command = [
@@ -71,6 +73,19 @@ def app_url(tmp_path_factory):
                 server.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 server.kill()
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory):
+    with _running_app(tmp_path_factory) as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_app_url(tmp_path_factory):
+    """A server that no browser has visited yet."""
+    with _running_app(tmp_path_factory) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

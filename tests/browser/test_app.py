@@ -80,15 +80,39 @@ def test_corrupt_upload_keeps_previous_image(page):
     assert sidebar.get_by_text("96 x 64 pixels", exact=False).count() == 1
 
 
+def _metric_texts(page) -> list[str]:
+    return page.get_by_test_id("stMain").get_by_test_id("stMetric").all_inner_texts()
+
+
 def test_svd_slider_updates_page(page):
     _open(page, "SVD")
     slider = page.get_by_test_id("stMain").get_by_role("slider").first
-    before = slider.get_attribute("aria-valuenow")
+    rank_before = int(slider.get_attribute("aria-valuenow"))
+    metrics_before = _metric_texts(page)
     slider.focus()
     for _ in range(5):
         page.keyboard.press("ArrowRight")
     _wait_until_idle(page)
 
-    after = slider.get_attribute("aria-valuenow")
-    assert int(after) == int(before) + 5
+    assert int(slider.get_attribute("aria-valuenow")) == rank_before + 5
+    metrics_after = _metric_texts(page)
+    assert len(metrics_after) == len(metrics_before) > 0
+    assert metrics_after != metrics_before
     assert _exceptions(page) == []
+
+
+@pytest.mark.parametrize("url_path", ["svd", "explorer"])
+def test_page_url_opens_with_sidebar(browser, fresh_app_url, url_path):
+    """The first visit of a page's URL after a server start still gets the app's sidebar."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    tab = context.new_page()
+    tab.set_default_timeout(90_000)
+    tab.goto(f"{fresh_app_url}/{url_path}")
+    _wait_until_idle(tab)
+    sidebar = tab.get_by_test_id("stSidebar")
+    sidebar.get_by_text("Source", exact=True).wait_for()
+    links = tab.get_by_test_id("stSidebarNav").all_inner_texts()
+    context.close()
+
+    assert "Overview" in links[0]
+    assert "app" not in links[0].split()

@@ -351,3 +351,15 @@ def test_block_mean_image_rounds_half_up():
     expected = np.floor(pixels.reshape(100, 4, 150, 4, 3).mean(axis=(1, 3)) + 0.5)
     np.testing.assert_array_equal(block_mean_image(pixels, 4), expected)
     np.testing.assert_array_equal(block_mean_image(pixels, 1), pixels)
+
+
+def test_sketch_of_rank_one_image_is_exact():
+    # The sketch of a rank-1 matrix is rank-deficient, so its basis comes from Householder QR.
+    column = np.arange(100) % 16 + 1
+    row = np.arange(120) % 15 + 1
+    pixels = np.outer(column, row).astype(np.uint8)  # (100, 120), values 1..240, rank 1
+    svd = decompose_sketch(pixels[None].astype(np.float32), QUICK_SKETCH)
+    assert svd.s[0, 0] == pytest.approx(np.linalg.norm(column) * np.linalg.norm(row), rel=1e-5)
+    np.testing.assert_array_equal(reconstruct(svd, 1), pixels)
+    # Zero up to float32 rounding of ||A||_F^2 - sigma_1^2.
+    assert frobenius_errors(svd)[0] <= 1e-3 * np.linalg.norm(pixels.astype(np.float64))

@@ -101,7 +101,7 @@ def test_count_out_of_range_raises():
 
 @pytest.mark.parametrize(
     ("x", "y", "position"),
-    [(0.5, 0.5, "middle"), (0.2, 0.5, "left"), (0.8, 0.45, "right"), (0.5, 0.15, "top"), (0.55, 0.85, "bottom")],
+    [(0.5, 0.5, "middle"), (0.4, 0.5, "left"), (0.6, 0.55, "right"), (0.5, 0.35, "top"), (0.55, 0.65, "bottom")],
 )
 def test_position_names(x, y, position):
     assert _single("circle", x=x, y=y, radius=0.1).position == position

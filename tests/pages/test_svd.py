@@ -195,6 +195,7 @@ def test_large_image_computes_ssim_on_request(monkeypatch):
         # Without the full-size rebuild the PSNR is that of the unrounded rebuild, from the spectrum.
         svd = decompose_sketch(channel_matrices(pixels, "RGB"), QUICK_SKETCH)
         assert shown_metrics(at)["PSNR"] == f"{spectrum_psnr(svd, 20):.2f} dB"
+        assert any(caption.value.startswith("PSNR is that of the unrounded") for caption in at.caption)
         captions = [shown.caption for image in at.get("image") for shown in image.proto.imgs]
         assert "Rank 20, averaged over 2 x 2 pixel blocks, rounded and clipped to 0..255" in captions
         assert len(at.get("download_button")) == 1
