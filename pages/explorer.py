@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from components import explorer_cache as cache
+from components.image_source import ensure_app_shell
 from core import datasets
 from core.embeddings import (
     DEFAULT_PIXEL_SIDE,
@@ -24,6 +25,8 @@ from core.embeddings import (
 from core.errors import RepLensError
 from core.images import UPLOAD_TYPES
 from core.projections import METHODS, coordinates_frame, nearest_neighbors
+
+ensure_app_shell()
 
 PIXELS, PIXEL_PCA, CNN, CLIP = "Raw pixels", "PCA of pixels", "CNN features", "CLIP image embeddings"
 SOURCES = ("MNIST digits", "Faces (LFW subset)", "Sample photos", "Upload images", "Upload a zip", "Local folder")

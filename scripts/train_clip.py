@@ -71,7 +71,7 @@ KIND_SHAPE, KIND_DIGIT = 0, 1
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=3600, help="optimizer steps")
+    parser.add_argument("--steps", type=int, default=2000, help="optimizer steps")
     parser.add_argument("--batch", type=int, default=128, help="pictures (and captions) per step")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     parser.add_argument("--digit-share", type=float, default=0.35, help="share of MNIST digits per batch")
@@ -80,7 +80,7 @@ def parse_args() -> argparse.Namespace:
         help="torch CPU threads; on a shared 2-core machine one thread ran 5x faster than two",
     )
     parser.add_argument("--out", type=Path, default=BUNDLED_CLIP_DIR)
-    parser.add_argument("--eval-every", type=int, default=600, help="steps between progress evaluations; 0 for none")
+    parser.add_argument("--eval-every", type=int, default=1000, help="steps between progress evaluations; 0 for none")
     return parser.parse_args()
 
 

@@ -240,6 +240,10 @@ def test_page_states_formulas_and_torchmetrics_scale(page):
 
 @pytest.mark.skipif(not (BUNDLED_CLIP_DIR / "config.json").is_file(), reason="the bundled CLIP is not trained yet")
 def test_page_with_bundled_model():
+    # Loading first also imports Transformers outside the page. Imported inside an
+    # AppTest run, Transformers probes for the "kernels" package and finds
+    # pages/kernels.py, because AppTest puts the page's folder on sys.path.
+    bundle = load_clip(BUNDLED_NAME)
     at = AppTest.from_file(PAGE, default_timeout=120)
     at.session_state[CAPTION_FILES_KEY] = [("a.png", _png(1)[0]), ("b.png", _png(2)[0])]
     at.session_state[CAPTIONS_KEY] = {"a.png": "a red circle", "b.png": "two blue squares"}
@@ -247,7 +251,6 @@ def test_page_with_bundled_model():
     at.run()
 
     assert not at.exception
-    bundle = load_clip(BUNDLED_NAME)
     expected = score_captions(bundle, [_png(1)[1], _png(2)[1]], ["a red circle", "two blue squares"])
     assert _metric(at, "Mean CLIP Score").label == f"Mean CLIP Score · {BUNDLED_NAME}"
     assert _metric(at, "Mean CLIP Score").value == f"{expected.mean:.4f}"
