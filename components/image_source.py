@@ -16,16 +16,20 @@ from core.samples import DEFAULT_SAMPLE, load_sample, sample_names
 
 IMAGE_KEY = "replens_image"
 FULL_SIZE_KEY = "replens_full_size"
+WORKING_COPY_KEY = "replens_working_copy"
+THUMBNAIL_KEY = "replens_thumbnail"
 
 SOURCES = ("Sample", "Upload", "Camera")
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+# cache_resource returns the same object on every call, so the working copy
+# below can be reused while the image stays the same. Decoded pixels are read-only.
+@st.cache_resource(max_entries=32, show_spinner=False)
 def load_sample_cached(name: str) -> LoadedImage:
     return load_sample(name)
 
 
-@st.cache_data(max_entries=16, show_spinner="Decoding the image…")
+@st.cache_resource(max_entries=16, show_spinner="Decoding the image…")
 def decode_image_cached(data: bytes, name: str) -> LoadedImage:
     return decode_image(data, name)
 
@@ -72,7 +76,7 @@ def current_image() -> LoadedImage:
         st.session_state[IMAGE_KEY] = image
     if st.session_state.get(FULL_SIZE_KEY, False):
         return image
-    return working_copy(image)
+    return _derived_copy(WORKING_COPY_KEY, image, WORKING_MAX_SIDE)
 
 
 def ensure_app_shell() -> None:
@@ -95,6 +99,15 @@ def show_image_notices(image: LoadedImage) -> None:
         st.caption(notice)
 
 
+def _derived_copy(key: str, image: LoadedImage, max_side: int) -> LoadedImage:
+    """Return ``working_copy(image, max_side)``, computed once per image and session."""
+    source, copy = st.session_state.get(key, (None, None))
+    if source is not image:
+        copy = working_copy(image, max_side)
+        st.session_state[key] = (image, copy)
+    return copy
+
+
 def _store_decoded(data: bytes, name: str) -> None:
     try:
         st.session_state[IMAGE_KEY] = decode_image_cached(data, name)
@@ -106,7 +119,7 @@ def _store_decoded(data: bytes, name: str) -> None:
 
 def _describe(image: LoadedImage) -> None:
     sidebar = st.sidebar
-    sidebar.image(working_copy(image, 256).pixels, caption=image.name, width="stretch")
+    sidebar.image(_derived_copy(THUMBNAIL_KEY, image, 256).pixels, caption=image.name, width="stretch")
     kind = "grayscale" if image.grayscale else "colour"
     sidebar.caption(f"{image.width} x {image.height} pixels, {kind}, decoded from mode {image.source_mode}.")
     if max(image.width, image.height) > WORKING_MAX_SIDE:

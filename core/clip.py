@@ -19,6 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+# Imported here, not lazily, so that Transformers resolves its optional packages
+# before Streamlit puts pages/ on sys.path, where pages/kernels.py would shadow
+# the optional "kernels" package that transformers.integrations imports.
+from transformers import AutoModel, AutoProcessor
+
 from core.errors import RepLensError
 
 logger = logging.getLogger(__name__)
@@ -85,8 +90,6 @@ def load_clip(source: str) -> ClipBundle:
     folder or id is not found, the weights are not safetensors, or the model
     has no image and text encoders.
     """
-    from transformers import AutoModel, AutoProcessor
-
     location = _resolve_source(source)
     try:
         model = AutoModel.from_pretrained(

@@ -102,6 +102,11 @@ def worked_example(bundle: ClipBundle) -> None:
     label_model = short_model_name(bundle)
     first.metric(f"Cosine · {label_model}", f"{cosine:.4f}", help=f"Computed with {bundle.name}.")
     second.metric(f"CLIP Score · {label_model}", f"{score:.4f}", help=f"Computed with {bundle.name}.")
+    if bundle.is_bundled:
+        right.caption(
+            "The bundled compact CLIP only knows coloured shapes and handwritten digits, so scores on "
+            "photos mean little. Pick a real CLIP checkpoint in the sidebar for photos."
+        )
     if result.truncated[0]:
         right.warning(
             f"The caption is longer than the model's context of {bundle.context_length} tokens, "

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from core.clip import load_clip
+from core.clip import BUNDLED_CLIP_DIR, BUNDLED_NAME, load_clip
 from core.clip_metrics import (
     CLIP_SCORE_WEIGHT,
     TORCHMETRICS_WEIGHT,
@@ -508,3 +508,44 @@ def test_caption_csv_matches_zip_members_by_base_name():
     assert match.captions == {"cats/a.png": "a cat"}
     assert match.extra == ("b.png",), "an ambiguous base name matches nothing"
     assert match.missing == ("x/b.png", "y/b.png")
+
+
+# --- With the bundled compact CLIP -------------------------------------------
+
+requires_bundled_clip = pytest.mark.skipif(
+    not (BUNDLED_CLIP_DIR / "config.json").is_file(), reason="the bundled CLIP is not trained yet"
+)
+
+
+@requires_bundled_clip
+def test_bundled_clip_scores_matching_captions_higher():
+    from core.synthetic import random_scene, render_scene
+
+    bundle = load_clip(BUNDLED_NAME)
+    rng = np.random.default_rng(0)
+    pairs = [("red", "circle", "a blue star"), ("blue", "square", "a red star"), ("green", "triangle", "a blue star")]
+    images = [render_scene(random_scene(rng, colour=colour, kind=kind), rng=rng) for colour, kind, _ in pairs]
+
+    matching = score_captions(bundle, images, [f"a {colour} {kind}" for colour, kind, _ in pairs])
+    mismatched = score_captions(bundle, images, [wrong for _, _, wrong in pairs])
+
+    assert np.all(matching.scores > mismatched.scores)
+    assert matching.mean > 0.5
+
+
+@requires_bundled_clip
+def test_bundled_clip_same_concept_sets_are_closer():
+    from core.synthetic import random_scene, render_scene
+
+    bundle = load_clip(BUNDLED_NAME)
+    rng = np.random.default_rng(1)
+
+    def render(colour, kind):
+        return [render_scene(random_scene(rng, colour=colour, kind=kind), rng=rng) for _ in range(6)]
+
+    red_circles = render("red", "circle")
+    same = compare_image_sets(bundle, red_circles, render("red", "circle"))
+    different = compare_image_sets(bundle, red_circles, render("blue", "square"))
+
+    assert same.similarity.mean_cross > different.similarity.mean_cross
+    assert same.frechet.distance < different.frechet.distance
