@@ -17,7 +17,7 @@ navigation = st.navigation(
         ],
         "One image": [
             st.Page("pages/pixels.py", title="Pixels", icon=":material/grid_on:"),
-            st.Page("pages/kernels.py", title="Kernels", icon=":material/blur_on:"),
+            st.Page("pages/convolution_kernels.py", title="Kernels", icon=":material/blur_on:", url_path="kernels"),
             st.Page("pages/svd.py", title="SVD", icon=":material/stacked_line_chart:"),
             st.Page("pages/cnn.py", title="CNN feature maps", icon=":material/layers:"),
         ],

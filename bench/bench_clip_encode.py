@@ -3,10 +3,10 @@
 Usage:
     python bench/bench_clip_encode.py [--images 64] [--threads 2] [--labels 5]
 
-Builds a CLIP with ``CLIPConfig()`` defaults (ViT-B/32: 224 x 224 input,
-32 x 32 patches, width 768, 12 layers; random weights, the same compute as
-openai/clip-vit-base-patch32), saves it to a temporary folder and encodes the
-same random photos-sized images three ways in one run:
+Builds a CLIP with ``CLIPConfig()`` defaults and random weights. That is
+ViT-B/32 (224 x 224 input, 32 x 32 patches, width 768, 12 layers), the same
+compute as openai/clip-vit-base-patch32. The script saves it to a temporary
+folder and encodes the same random 640 x 480 images three ways in one run:
 
 1. reference: ``pipeline("zero-shot-image-classification")`` called once per
    image, as an app that classifies uploads one by one would do;

@@ -1,7 +1,7 @@
 """Zero-shot accuracy of the bundled compact CLIP on data it never saw.
 
-Scenes are rendered fresh from a seed that training did not use; the colour
-and shape tasks use colour-shape pairs seen in training, the combination task
+Scenes are rendered fresh from a seed that training did not use. The colour
+and shape tasks use colour-shape pairs seen in training. The combination task
 uses only the held-out pairs, and the digit task uses the fixed MNIST split
 kept out of training.
 """

@@ -240,9 +240,6 @@ def test_page_states_formulas_and_torchmetrics_scale(page):
 
 @pytest.mark.skipif(not (BUNDLED_CLIP_DIR / "config.json").is_file(), reason="the bundled CLIP is not trained yet")
 def test_page_with_bundled_model():
-    # Loading first also imports Transformers outside the page. Imported inside an
-    # AppTest run, Transformers probes for the "kernels" package and finds
-    # pages/kernels.py, because AppTest puts the page's folder on sys.path.
     bundle = load_clip(BUNDLED_NAME)
     at = AppTest.from_file(PAGE, default_timeout=120)
     at.session_state[CAPTION_FILES_KEY] = [("a.png", _png(1)[0]), ("b.png", _png(2)[0])]

@@ -14,7 +14,7 @@ from core.images import decode_image, working_copy
 from core.kernels import BORDER_MODES, EMBOSS, PRESETS, SOBEL_X, apply_kernel, apply_preset, to_display
 from core.samples import DEFAULT_SAMPLE, load_sample
 
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "kernels.py")
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "convolution_kernels.py")
 OUTPUT_LABEL = "Output value at this pixel (float32)"
 SHOWN_LABEL = "Shown as (uint8)"
 
