@@ -83,12 +83,20 @@ def _load_or_keep(requested: str | None, reason: str, fallback: str) -> ClipBund
         bundle = load_clip_cached(previous["source"])
     except RepLensError as error:
         if previous["source"] == BUNDLED_NAME:
-            raise
+            _stop_without_model(error)
         st.sidebar.error(f"{error} Falling back to the bundled compact CLIP.")
         previous = {"source": BUNDLED_NAME, "reason": "The previous model could not be loaded."}
-        bundle = load_clip_cached(BUNDLED_NAME)
+        try:
+            bundle = load_clip_cached(BUNDLED_NAME)
+        except RepLensError as bundled_error:
+            _stop_without_model(bundled_error)
     st.session_state[ACTIVE_MODEL_KEY] = previous
     return bundle
+
+
+def _stop_without_model(error: RepLensError) -> None:
+    st.error(f"No CLIP model could be loaded: {error}")
+    st.stop()
 
 
 def _describe(bundle: ClipBundle) -> None:

@@ -19,9 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-# Imported here, not lazily, so that Transformers resolves its optional packages
-# before Streamlit puts pages/ on sys.path, where pages/kernels.py would shadow
-# the optional "kernels" package that transformers.integrations imports.
 from transformers import AutoModel, AutoProcessor
 
 from core.errors import RepLensError
