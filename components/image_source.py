@@ -122,6 +122,8 @@ def _describe(image: LoadedImage) -> None:
     sidebar.image(_derived_copy(THUMBNAIL_KEY, image, 256).pixels, caption=image.name, width="stretch")
     kind = "grayscale" if image.grayscale else "colour"
     sidebar.caption(f"{image.width} x {image.height} pixels, {kind}, decoded from mode {image.source_mode}.")
+    for notice in image.notices:
+        sidebar.caption(notice)
     if max(image.width, image.height) > WORKING_MAX_SIDE:
         sidebar.checkbox(
             "Work at full size", key=FULL_SIZE_KEY,

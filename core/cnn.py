@@ -375,12 +375,16 @@ def preprocess_digit(pixels: np.ndarray, config: DigitCnnConfig = DigitCnnConfig
     if background > 0 or brightest < FULL_CONTRAST_PEAK:
         if brightest > background:
             gray = np.clip((gray - background) / (brightest - background), 0.0, 1.0) * 255.0
+            steps.append(
+                f"Stretched the contrast so that the background level {background:.0f} becomes 0 "
+                f"and the brightest level {brightest:.0f} becomes 255."
+            )
         else:
             gray = np.zeros_like(gray)
-        steps.append(
-            f"Stretched the contrast so that the background level {background:.0f} becomes 0 "
-            f"and the brightest level {brightest:.0f} becomes 255."
-        )
+            steps.append(
+                f"The image is flat (every pixel at level {brightest:.0f}), so it has no contrast "
+                "to stretch: it became all black, and the prediction on it means nothing."
+            )
 
     if (height, width) == (MNIST_SIDE, MNIST_SIDE):
         steps.append("Kept the size: the image is already 28 x 28 pixels.")

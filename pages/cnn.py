@@ -85,8 +85,11 @@ prediction_column.dataframe(
 )
 st.markdown("**How the image was changed before the model saw it**")
 st.markdown("\n".join(f"{number}. {step}" for number, step in enumerate(preprocessed.steps, start=1)))
-if bundle.is_digit_cnn and not image.grayscale:
-    st.info("The digit CNN was trained on handwritten digits only, so on a photo its prediction means little.")
+if bundle.is_digit_cnn and (image.width, image.height) != (28, 28):
+    st.info(
+        "The digit CNN was trained on 28 x 28 handwritten digits only, so on any other image, "
+        "a photo or a flat patch, its prediction means little."
+    )
 
 # -- Shapes per stage.
 st.header("Output shape of each stage")

@@ -533,7 +533,9 @@ def main() -> None:
     pca_components = 2
     if max_components > 2:
         pca_components = st.slider("PCA components", 2, max_components, min(50, max_components),
-                                   key="explorer_pca_components")
+                                   key="explorer_pca_components",
+                                   help="Used only by the representation 'PCA of pixels': the number of "
+                                   "principal components that represent each image.")
 
     try:
         if name == PIXEL_PCA:

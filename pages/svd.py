@@ -150,7 +150,7 @@ def rank_one_note(height: int, width: int) -> str:
     """Say what rank 1 means for a matrix this small."""
     if height == 1 and width == 1:
         return (
-            "A 1 x 1 image is a single number a. Its SVD is a = sigma_1 u_1 v_1 with sigma_1 = |a| and "
+            "A 1 x 1 image is a single number a in each channel. Its SVD is a = sigma_1 u_1 v_1 with sigma_1 = |a| and "
             "u_1, v_1 = ±1, so the image has rank 1 at most, k = 1 is the only choice and rebuilds it exactly."
         )
     if min(height, width) == 1:
@@ -298,6 +298,8 @@ def energy_chart(svd: ImageSVD, k: int) -> go.Figure:
     figure = go.Figure(go.Scatter(x=ranks, y=energy, mode="lines", name="energy"))
     mark_rank(figure, k, f"k = {k}: {energy[k - 1]:.2f} %", log_x=True)
     figure.update_layout(title="Cumulative energy E(k)", xaxis_title="k", xaxis_type="log", yaxis_title="% of ‖A‖²_F", height=340)
+    # Full labels at powers of ten; plotly's default log ticks print 20 and 200 as "2".
+    figure.update_xaxes(dtick=1)
     return figure
 
 
@@ -309,7 +311,7 @@ def quality_chart(curve: QualityCurve, k: int) -> go.Figure:
     figure.add_trace(go.Scatter(x=curve.ranks, y=curve.ssim, name="SSIM", mode="lines+markers"), secondary_y=True)
     mark_rank(figure, k, f"k = {k}", log_x=True)
     figure.update_layout(title="PSNR and SSIM against k", height=340, legend={"orientation": "h", "y": -0.25})
-    figure.update_xaxes(title_text="k", type="log")
+    figure.update_xaxes(title_text="k", type="log", dtick=1)
     figure.update_yaxes(title_text="PSNR (dB)", secondary_y=False)
     lowest_ssim = float(np.nanmin(curve.ssim)) if np.isfinite(curve.ssim).any() else 0.0
     figure.update_yaxes(title_text="SSIM", range=[min(0.0, lowest_ssim), 1.0], tickmode="auto", secondary_y=True)
@@ -383,6 +385,6 @@ if curve is None:
 else:
     quality_column.plotly_chart(quality_chart(curve, k), width="stretch")
     quality_column.caption(
-        f"Computed at {len(curve.ranks)} ranks spaced on a log scale; full rank rebuilds exactly (infinite PSNR, not drawn)."
+        f"Computed at {len(curve.ranks)} rank{'s' if len(curve.ranks) != 1 else ''} spaced on a log scale; full rank rebuilds exactly (infinite PSNR, not drawn)."
     )
 gallery(svd, mode)

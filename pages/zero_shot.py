@@ -111,6 +111,17 @@ def labels_ui(bundle: ClipBundle) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return clean_labels(labels_text.splitlines()), check_templates(templates_text.splitlines())
 
 
+RESULT_COLUMNS = {
+    "probability": st.column_config.NumberColumn(format="%.4f", help="Softmax over the labels: sums to 1."),
+    "cosine": st.column_config.NumberColumn(format="%.4f", help="Cosine of the image and label embeddings."),
+    "independent score": st.column_config.NumberColumn(
+        format="%.4f",
+        help="sigmoid(s (cos_label - cos_thing)): above 0.5 when the label fits better than the neutral "
+        "label 'thing'. It judges each label alone, so it is no probability that the label is right.",
+    ),
+}
+
+
 def result_table(result: ZeroShotResult, row: int) -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -151,7 +162,7 @@ def single_image_results(image: LoadedImage, result: ZeroShotResult) -> None:
         right.metric("Independent score", f"{result.independent[0, 0]:.3f}")
     else:
         right.plotly_chart(probability_chart(result, 0), width="stretch")
-    right.dataframe(result_table(result, 0), hide_index=True, width="stretch")
+    right.dataframe(result_table(result, 0), hide_index=True, width="stretch", column_config=RESULT_COLUMNS)
 
 
 def several_images_results(images: list[LoadedImage], result: ZeroShotResult) -> None:
