@@ -2,38 +2,23 @@
 
 from __future__ import annotations
 
-import io
-from pathlib import Path
-
 import numpy as np
 import pytest
-from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from core.images import decode_image, working_copy
+from core.images import working_copy
 from core.kernels import BORDER_MODES, EMBOSS, PRESETS, SOBEL_X, apply_kernel, apply_preset, to_display
 from core.samples import DEFAULT_SAMPLE, load_sample
+from tests.pages import support
+from tests.pages.support import shown_metrics
 
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "convolution_kernels.py")
+PAGE = "convolution_kernels.py"
 OUTPUT_LABEL = "Output value at this pixel (float32)"
 SHOWN_LABEL = "Shown as (uint8)"
 
 
-def png_bytes(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def run_page(upload: np.ndarray | None = None) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=60)
-    if upload is not None:
-        at.session_state["replens_image"] = decode_image(png_bytes(upload), "upload.png")
-    return at.run()
-
-
-def shown_metrics(at: AppTest) -> dict[str, str]:
-    return {metric.label: metric.value for metric in at.metric}
+    return support.run_page(PAGE, upload)
 
 
 def set_pixel(at: AppTest, row: int, column: int) -> None:
