@@ -3,7 +3,7 @@
 Each checkpoint loads once per server process through ``st.cache_resource``
 and is shared read-only by every session. The source of the last model that
 loaded is kept in ``st.session_state`` under ``ACTIVE_MODEL_KEY``, so a
-failed load leaves that model active and says why.
+failed load leaves that model active and shows why.
 """
 
 from __future__ import annotations

@@ -348,9 +348,9 @@ def preprocess_digit(pixels: np.ndarray, config: DigitCnnConfig = DigitCnnConfig
     2. Inversion when the border is light, because MNIST has a black background.
     3. A contrast stretch from the background level to the brightest pixel,
        skipped when the background is 0 and the peak reaches ``FULL_CONTRAST_PEAK``.
-    4. Unless the image is already 28 x 28: a crop to the ink (pixels above
-       Otsu's threshold), a resize that fits the ink into 20 x 20, and a shift
-       that puts its centre of mass at the centre of a 28 x 28 frame.
+    4. For images that are not already 28 x 28, a crop to the ink (pixels
+       above Otsu's threshold) and a resize that fits the ink into 20 x 20.
+       A shift then puts its centre of mass at the centre of a 28 x 28 frame.
     5. (x / 255 - mean) / std with the training statistics.
     """
     from core.images import to_gray

@@ -22,7 +22,7 @@ from core.errors import RepLensError
 # and most camera photos and stays around 200 MB as RGB uint8.
 MAX_PIXELS = 64_000_000
 
-# Longest side, in pixels, of the working copy that the interactive views use
+# Maximum side length, in pixels, of the working copy that the interactive views use
 # unless the user asks for full size.
 WORKING_MAX_SIDE = 1024
 

@@ -51,7 +51,7 @@ HELD_OUT_COMBOS: tuple[tuple[str, str], ...] = (
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 # A single shape's centre lies at most this far from the image centre, in
-# fractions of the side, so the small ViT sees shapes near where it learned them.
+# fractions of the side, so that test scenes place shapes where the small ViT was trained on them.
 SINGLE_SPREAD = 0.16
 
 # A single shape whose centre is closer than this to the image centre, on both

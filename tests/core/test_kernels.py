@@ -245,7 +245,9 @@ def test_sobel_magnitude_is_hypot():
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_presets_are_odd_and_finite(name):
     for kernel in PRESETS[name].kernels:
-        assert kernel.ndim == 2 and kernel.shape[0] % 2 == 1 and kernel.shape[1] % 2 == 1
+        assert kernel.ndim == 2
+        assert kernel.shape[0] % 2 == 1
+        assert kernel.shape[1] % 2 == 1
         assert np.all(np.isfinite(kernel))
         assert not kernel.flags.writeable
 
