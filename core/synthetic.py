@@ -3,7 +3,10 @@
 A ``Scene`` is a background and one or more shapes of one colour and kind.
 ``render_scene`` draws it at 4x the output size and downsamples with a box
 filter, which gives anti-aliased edges. ``random_scene`` draws the attributes
-from a NumPy generator, so the same seed gives the same scenes.
+from a NumPy generator, so the same seed gives the same scenes. Besides the
+named colours on white, gray or black, it can draw shapes in any hue and
+backgrounds in any colour. Training uses those scenes so that shape features
+depend less on colour.
 
 ``HELD_OUT_COMBOS`` lists colour-shape pairs that the bundled CLIP never saw
 in training; ``mnist_holdout_indices`` fixes the MNIST digits it never saw.
@@ -11,6 +14,7 @@ in training; ``mnist_holdout_indices`` fixes the MNIST digits it never saw.
 
 from __future__ import annotations
 
+import colorsys
 import math
 from dataclasses import dataclass
 
@@ -34,6 +38,11 @@ SHAPES = ("circle", "square", "triangle", "star", "cross", "hexagon")
 
 # Background name -> gray level before noise and gradient.
 BACKGROUNDS: dict[str, int] = {"white": 245, "gray": 128, "black": 12}
+
+# Background name of a scene whose background has an arbitrary colour.
+TINTED = "tinted"
+# Smallest Euclidean RGB distance between a tinted background and the shapes on it.
+MIN_TINT_CONTRAST = 80.0
 
 # Object radius as a fraction of the image side.
 SIZES: dict[str, tuple[float, float]] = {"small": (0.15, 0.20), "large": (0.25, 0.33)}
@@ -89,12 +98,14 @@ class Shape:
 class Scene:
     """A background and the shapes on it, all of one colour and kind."""
 
+    # A name in BACKGROUNDS, or TINTED with the colour in background_rgb.
     background: str
     shapes: tuple[Shape, ...]
     # Standard deviation of the Gaussian pixel noise, in gray levels.
     noise: float = 0.0
     # Brightness change from top to bottom, in gray levels.
     gradient: float = 0.0
+    background_rgb: tuple[int, int, int] | None = None
 
     @property
     def count(self) -> int:
@@ -126,14 +137,26 @@ def random_scene(
     kind: str | None = None,
     count: int = 1,
     exclude: tuple[tuple[str, str], ...] = (),
+    any_hue: bool = False,
+    tinted: bool = False,
 ) -> Scene:
     """Draw a random scene of ``count`` shapes of one colour and kind.
 
     Unset attributes are drawn uniformly; pairs in ``exclude`` are never drawn.
-    Several shapes are small and placed without overlap.
+    Several shapes are small and placed without overlap. With ``any_hue`` the
+    shapes get one colour from the whole hue circle instead of a jittered named
+    colour (see ``any_hue_colour``), and ``colour`` must be unset. With
+    ``tinted`` the background gets a uniformly drawn RGB colour at least
+    MIN_TINT_CONTRAST away from the shapes' colour.
     """
     if not 1 <= count <= MAX_COUNT:
         raise RepLensError(f"count must be between 1 and {MAX_COUNT} but got {count}.")
+    if any_hue:
+        if colour is not None:
+            raise RepLensError(f"colour must be unset when any_hue is set, because any_hue draws the colour, but got {colour!r}.")
+        chosen_kind = kind or str(rng.choice(SHAPES))
+        nearest, rgb = any_hue_colour(rng, chosen_kind, exclude)
+        return _finish_scene(rng, nearest, chosen_kind, count, tinted, rgb)
     while True:
         chosen_colour = colour or str(rng.choice(list(COLOURS)))
         chosen_kind = kind or str(rng.choice(SHAPES))
@@ -141,13 +164,46 @@ def random_scene(
             break
         if colour and kind:
             raise RepLensError(f"The pair ({colour}, {kind}) is excluded; choose another pair.")
+    return _finish_scene(rng, chosen_colour, chosen_kind, count, tinted)
 
+
+def any_hue_colour(
+    rng: np.random.Generator, kind: str, exclude: tuple[tuple[str, str], ...] = (),
+) -> tuple[str, tuple[int, int, int]]:
+    """Draw a colour from the whole hue circle for a shape of ``kind``.
+
+    Returns the nearest named colour (Euclidean distance in RGB) and the RGB.
+    A colour is drawn again while its nearest or second-nearest named colour
+    forms a pair in ``exclude`` with ``kind``, so the colours of a held-out
+    pair, and those on the border of its region, never reach that shape.
+    """
+    names = list(COLOURS)
+    centres = np.array([COLOURS[name] for name in names], dtype=np.float64)
+    while True:
+        hue, saturation, value = rng.uniform(0, 1), rng.uniform(0.3, 1), rng.uniform(0.3, 1)
+        rgb = np.rint(np.array(colorsys.hsv_to_rgb(hue, saturation, value)) * 255)
+        order = np.argsort(np.linalg.norm(centres - rgb, axis=1))
+        if not any((names[index], kind) in exclude for index in order[:2]):
+            return names[order[0]], tuple(int(channel) for channel in rgb)
+
+
+def _finish_scene(
+    rng: np.random.Generator, colour: str, kind: str, count: int, tinted: bool,
+    rgb: tuple[int, int, int] | None = None,
+) -> Scene:
     background = str(rng.choice(list(BACKGROUNDS)))
     size = "small" if count > 1 else str(rng.choice(list(SIZES)))
-    shapes = _place(rng, chosen_colour, chosen_kind, size, count)
+    shapes = _place(rng, colour, kind, size, count, rgb)
     noise = float(rng.choice([0.0, rng.uniform(2, 12)]))
     gradient = float(rng.choice([0.0, rng.uniform(-40, 40)]))
-    return Scene(background, shapes, noise, gradient)
+    if not tinted:
+        return Scene(background, shapes, noise, gradient)
+
+    shape_rgb = np.array(shapes[0].rgb, dtype=np.float64)
+    while True:
+        tint = rng.integers(0, 256, 3)
+        if np.linalg.norm(tint - shape_rgb) >= MIN_TINT_CONTRAST:
+            return Scene(TINTED, shapes, noise, gradient, tuple(int(channel) for channel in tint))
 
 
 def render_scene(scene: Scene, size: int = 64, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -158,7 +214,8 @@ def render_scene(scene: Scene, size: int = 64, rng: np.random.Generator | None =
     if size < 8:
         raise RepLensError(f"size must be at least 8 pixels but got {size}.")
     big = size * _SUPERSAMPLE
-    canvas = Image.new("RGB", (big, big), (BACKGROUNDS[scene.background],) * 3)
+    fill = scene.background_rgb or (BACKGROUNDS[scene.background],) * 3
+    canvas = Image.new("RGB", (big, big), fill)
     draw = ImageDraw.Draw(canvas)
     for shape in scene.shapes:
         _draw_shape(draw, shape, big)
@@ -183,8 +240,13 @@ def mnist_train_indices(total: int = 5000) -> np.ndarray:
     return np.setdiff1d(np.arange(total), mnist_holdout_indices(total))
 
 
-def _place(rng: np.random.Generator, colour: str, kind: str, size: str, count: int) -> tuple[Shape, ...]:
-    """Place ``count`` shapes without overlap, starting over when the last one does not fit."""
+def _place(
+    rng: np.random.Generator, colour: str, kind: str, size: str, count: int, rgb: tuple[int, int, int] | None,
+) -> tuple[Shape, ...]:
+    """Place ``count`` shapes without overlap, starting over when the last one does not fit.
+
+    Without ``rgb`` each shape gets the named colour's centre plus jitter.
+    """
     low, high = SIZES[size]
     for _ in range(100):
         shapes: list[Shape] = []
@@ -196,9 +258,11 @@ def _place(rng: np.random.Generator, colour: str, kind: str, size: str, count: i
                 low_centre, high_centre = max(margin, 0.5 - SINGLE_SPREAD), min(1 - margin, 0.5 + SINGLE_SPREAD)
             x, y = (float(v) for v in rng.uniform(low_centre, high_centre, 2))
             if all(math.hypot(x - s.x, y - s.y) > radius + s.radius + 0.03 for s in shapes):
-                jitter = rng.integers(-_COLOUR_JITTER, _COLOUR_JITTER + 1, 3)
-                rgb = tuple(int(np.clip(c + j, 0, 255)) for c, j in zip(COLOURS[colour], jitter))
-                shapes.append(Shape(colour, kind, size, x, y, radius, rgb))
+                shape_rgb = rgb
+                if shape_rgb is None:
+                    jitter = rng.integers(-_COLOUR_JITTER, _COLOUR_JITTER + 1, 3)
+                    shape_rgb = tuple(int(np.clip(c + j, 0, 255)) for c, j in zip(COLOURS[colour], jitter))
+                shapes.append(Shape(colour, kind, size, x, y, radius, shape_rgb))
                 if len(shapes) == count:
                     return tuple(shapes)
     raise RepLensError(f"Could not place {count} {size} shapes without overlap; use fewer shapes.")

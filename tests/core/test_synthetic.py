@@ -7,7 +7,7 @@ import pytest
 
 from core.errors import RepLensError
 from core.synthetic import (
-    BACKGROUNDS, COLOURS, HELD_OUT_COMBOS, MNIST_HOLDOUT_SIZE, SHAPES, Scene, Shape,
+    BACKGROUNDS, COLOURS, HELD_OUT_COMBOS, MIN_TINT_CONTRAST, MNIST_HOLDOUT_SIZE, SHAPES, TINTED, Scene, Shape,
     mnist_holdout_indices, mnist_train_indices, random_scene, render_scene,
 )
 
@@ -82,6 +82,49 @@ def test_excluded_pair_requested_raises():
     colour, kind = HELD_OUT_COMBOS[0]
     with pytest.raises(RepLensError, match="excluded"):
         random_scene(np.random.default_rng(0), colour, kind, exclude=HELD_OUT_COMBOS)
+
+
+def test_any_hue_keeps_held_out_colours_away():
+    rng = np.random.default_rng(5)
+    centres = {name: np.array(rgb, dtype=float) for name, rgb in COLOURS.items()}
+    for held_colour, kind in HELD_OUT_COMBOS:
+        nearest_names = set()
+        for _ in range(300):
+            scene = random_scene(rng, kind=kind, exclude=HELD_OUT_COMBOS, any_hue=True)
+            rgb = np.array(scene.shapes[0].rgb, dtype=float)
+            held_distance = np.linalg.norm(rgb - centres[held_colour])
+            closer = [name for name, centre in centres.items() if np.linalg.norm(rgb - centre) < held_distance]
+            assert len(closer) >= 2, (kind, scene.shapes[0].rgb)
+            assert scene.kind == kind
+            nearest_names.add(scene.colour)
+        assert len(nearest_names) >= 5
+
+
+def test_held_out_test_colours_stay_in_their_region():
+    rng = np.random.default_rng(6)
+    centres = {name: np.array(rgb, dtype=float) for name, rgb in COLOURS.items()}
+    for colour, kind in HELD_OUT_COMBOS:
+        for _ in range(50):
+            rgb = np.array(random_scene(rng, colour, kind).shapes[0].rgb, dtype=float)
+            nearest = min(centres, key=lambda name: np.linalg.norm(rgb - centres[name]))
+            assert nearest == colour
+
+
+def test_tinted_background_contrast_and_render():
+    rng = np.random.default_rng(8)
+    for _ in range(100):
+        scene = random_scene(rng, exclude=HELD_OUT_COMBOS, tinted=True)
+        assert scene.background == TINTED
+        distance = np.linalg.norm(np.subtract(scene.background_rgb, scene.shapes[0].rgb, dtype=float))
+        assert distance >= MIN_TINT_CONTRAST
+    plain = Scene(TINTED, scene.shapes, background_rgb=(10, 200, 90))
+    corner = render_scene(plain, 64)[0, 0]
+    np.testing.assert_array_equal(corner, [10, 200, 90])
+
+
+def test_any_hue_with_colour_raises():
+    with pytest.raises(RepLensError, match="colour"):
+        random_scene(np.random.default_rng(0), "red", any_hue=True)
 
 
 def test_group_shapes_do_not_overlap():
