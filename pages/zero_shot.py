@@ -27,7 +27,7 @@ PRESENTATION_KEY = "zero_shot_presentation"
 IMAGE_MODES = ("Shared image", "Several images")
 MAX_IMAGES = 16
 
-BUNDLED_LABELS = "red circle\nblue square\ngreen triangle\nhandwritten digit seven"
+BUNDLED_LABELS = "red circle\nyellow star\npurple triangle\nblue square\nhandwritten digit seven"
 PHOTO_LABELS = "astronaut\ncat\nrocket\ncup of coffee"
 
 

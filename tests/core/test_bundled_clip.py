@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from core.clip import BUNDLED_CLIP_DIR, BUNDLED_NAME, load_clip
-from core.samples import mnist_digits
+from core.samples import load_sample, mnist_digits
 from core.synthetic import (
     COLOURS, HELD_OUT_COMBOS, NUMBER_WORDS, SHAPES, mnist_holdout_indices, random_scene, render_scene,
 )
@@ -77,3 +77,17 @@ def test_held_out_mnist_accuracy(bundled):
     result = classify_images(bundled, list(digits[holdout]), list(NUMBER_WORDS), ("a handwritten digit {}",))
     accuracy = _accuracy(result.probabilities, list(labels[holdout]))
     assert accuracy >= 0.80
+
+
+@pytest.mark.parametrize(
+    ("sample", "label"),
+    [
+        ("Rendered red circle (RepLens)", "red circle"),
+        ("Rendered three yellow stars (RepLens)", "yellow star"),
+        ("Rendered purple triangle, a pair held out from CLIP training (RepLens)", "purple triangle"),
+    ],
+)
+def test_scene_samples_top_label(bundled, sample, label):
+    labels = [f"{colour} {shape}" for colour in COLOURS for shape in SHAPES]
+    result = classify_images(bundled, [load_sample(sample).pixels], labels, DEFAULT_TEMPLATES)
+    assert labels[int(result.probabilities[0].argmax())] == label
