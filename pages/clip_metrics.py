@@ -75,7 +75,8 @@ def introduction() -> None:
 def worked_example(bundle: ClipBundle) -> None:
     """Score the shared sidebar image against a caption the user types."""
     image = current_image()
-    default_caption = "a photo of " + re.sub(r"\s*\(.*\)$", "", image.name).lower()
+    # The sample name up to its source in brackets and any comment after a comma.
+    default_caption = "a photo of " + re.sub(r"\s*\(.*\)$", "", image.name).split(",")[0].lower()
     left, right = st.columns([1, 2])
     left.image(image.pixels, caption=image.name, width="stretch")
     # One text box per image, so that picking another image brings up its own default caption.

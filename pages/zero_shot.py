@@ -27,6 +27,12 @@ PRESENTATION_KEY = "zero_shot_presentation"
 IMAGE_MODES = ("Shared image", "Several images")
 MAX_IMAGES = 16
 
+# Tick labels in the probability chart are cut to this many characters.
+CHART_LABEL_CHARS = 40
+SOFTMAX_CAVEAT = (
+    "The probabilities compare only the labels given and always sum to 100 %, so the top label wins "
+    "even when none fits. The cosines do not depend on the other labels."
+)
 BUNDLED_LABELS = "red circle\nyellow star\npurple triangle\nblue square\nhandwritten digit seven"
 PHOTO_LABELS = "astronaut\ncat\nrocket\ncup of coffee"
 
@@ -62,8 +68,10 @@ def bundled_notice(bundle: ClipBundle) -> None:
         st.warning(
             "The bundled compact CLIP only knows its small world: coloured shapes (circle, square, "
             "triangle, star, cross, hexagon in eight colours) and handwritten digits, seen at "
-            f"{side} x {side} pixels. On real photos its answers mean nothing. For photos, pick a "
-            "real CLIP checkpoint such as openai/clip-vit-base-patch32 in the sidebar."
+            f"{side} x {side} pixels. On real photos its answers mean nothing, and words outside its "
+            "captions get arbitrary embeddings. For photos, pick a real CLIP checkpoint in the sidebar, "
+            "such as openai/clip-vit-base-patch32 when the Hugging Face Hub is reachable or the "
+            "checkpoint is in the local cache, or a folder with a saved CLIP."
         )
 
 
@@ -133,18 +141,26 @@ def result_table(result: ZeroShotResult, row: int) -> pd.DataFrame:
     )
 
 
+def short_label(label: str, limit: int = CHART_LABEL_CHARS) -> str:
+    return label if len(label) <= limit else label[: limit - 1].rstrip() + "…"
+
+
 def probability_chart(result: ZeroShotResult, row: int) -> go.Figure:
     order = np.argsort(result.probabilities[row])
     labels = [result.labels[i] for i in order]
+    # Bars sit at positions 0..n-1 with shortened tick texts, so long labels leave room for the bars
+    # and two labels that shorten alike keep separate bars. Hovering shows the whole label.
     figure = go.Figure(
         go.Bar(
-            x=result.probabilities[row][order], y=labels, orientation="h",
+            x=result.probabilities[row][order], y=list(range(len(labels))), orientation="h",
             text=[f"p = {result.probabilities[row][i]:.3f}   cos = {result.cosines[row][i]:.3f}" for i in order],
+            hovertext=labels, hoverinfo="text+x",
             textposition="outside", marker_color="#4c78a8",
         )
     )
     figure.update_layout(
-        xaxis={"range": [0, 1.3], "title": "probability (softmax over the labels)"},
+        xaxis={"range": [0, 1.3], "tickvals": [0, 0.25, 0.5, 0.75, 1], "title": "probability (softmax over the labels)"},
+        yaxis={"tickvals": list(range(len(labels))), "ticktext": [short_label(label) for label in labels]},
         height=80 + 40 * len(labels), margin={"l": 10, "r": 10, "t": 10, "b": 40},
     )
     return figure
@@ -163,6 +179,7 @@ def single_image_results(image: LoadedImage, result: ZeroShotResult) -> None:
     else:
         right.plotly_chart(probability_chart(result, 0), width="stretch")
     right.dataframe(result_table(result, 0), hide_index=True, width="stretch", column_config=RESULT_COLUMNS)
+    right.caption(SOFTMAX_CAVEAT)
 
 
 def several_images_results(images: list[LoadedImage], result: ZeroShotResult) -> None:
@@ -177,26 +194,37 @@ def several_images_results(images: list[LoadedImage], result: ZeroShotResult) ->
     if result.single_label:
         st.info("With a single label every probability is 1; the heatmap shows cosines instead.")
     table = pd.DataFrame(values, index=names, columns=list(result.labels))
-    st.dataframe(table, width="stretch")
+    number_format = {label: st.column_config.NumberColumn(format="%.4f") for label in result.labels}
+    st.dataframe(table, width="stretch", column_config=number_format)
+    st.caption(SOFTMAX_CAVEAT)
     thumbnails = st.columns(min(len(images), 8))
     for index, image in enumerate(images):
         thumbnails[index % len(thumbnails)].image(image.pixels, caption=names[index], width="stretch")
 
 
-def presentation(images: list[LoadedImage], result: ZeroShotResult) -> None:
-    """Show only each image and its top label in large type."""
+def presentation(images: list[LoadedImage], result: ZeroShotResult, model_name: str) -> None:
+    """Show each image with its top label in large type, the runner-up, and what the numbers mean."""
+    st.caption(f"Model: {model_name}. {SOFTMAX_CAVEAT}")
     for row, image in enumerate(images):
         left, right = st.columns([1, 1])
-        left.image(image.pixels, width="stretch")
-        best = int(np.argmax(result.probabilities[row]))
+        left.image(image.pixels, caption=image.name, width="stretch")
+        ranking = np.argsort(-result.probabilities[row])
+        best = int(ranking[0])
         label = html.escape(result.labels[best])
         if result.single_label:
             value = f"cosine {result.cosines[row, best]:.3f}"
         else:
             value = f"{100 * result.probabilities[row, best]:.1f} %"
+        runner_up = ""
+        if len(ranking) > 1:
+            second = int(ranking[1])
+            runner_up = (
+                f"<div style='font-size:1.5rem;opacity:0.75'>next: {html.escape(result.labels[second])} "
+                f"{100 * result.probabilities[row, second]:.1f} %</div>"
+            )
         right.markdown(
             f"<div style='font-size:3.5rem;font-weight:700;line-height:1.1'>{label}</div>"
-            f"<div style='font-size:2.5rem'>{value}</div>",
+            f"<div style='font-size:2.5rem'>{value}</div>{runner_up}",
             unsafe_allow_html=True,
         )
 
@@ -224,14 +252,15 @@ def main() -> None:
         return
 
     if presenting:
-        presentation(images, result)
+        presentation(images, result, bundle.name)
         return
 
     st.markdown("**Templates in use:** " + " · ".join(f"`{template}`" for template in result.templates))
     if result.truncated_prompts:
         st.warning(
-            f"{len(result.truncated_prompts)} prompts were longer than the model's "
-            f"{bundle.context_length} tokens and were cut: " + "; ".join(result.truncated_prompts[:3])
+            f"{len(result.truncated_prompts)} prompts were longer than the model's {bundle.context_length} "
+            f"tokens, so only their first {bundle.context_length - 2} tokens, between the start and end tokens, were read: "
+            + "; ".join(short_label(prompt, 80) for prompt in result.truncated_prompts[:3])
         )
     st.caption(f"Logit scale s = exp({bundle.logit_scale:.4f}) = {result.scale:.2f}, applied once.")
     if len(images) == 1:

@@ -104,6 +104,9 @@ def test_presentation_mode_shows_top_label(tiny_clip_dir, tiny):
     assert len(big) == 1
     assert ["cat", "dog"][best] in big[0]
     assert f"{100 * expected.probabilities[0, best]:.1f} %" in big[0]
+    other = 1 - best
+    assert f"next: {['cat', 'dog'][other]} {100 * expected.probabilities[0, other]:.1f} %" in big[0]
+    assert any(tiny.name in caption.value and "sum to 100 %" in caption.value for caption in at.caption)
     assert len(at.dataframe) == 0
 
 
