@@ -20,7 +20,8 @@ label still gets a meaningful number.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,6 +80,23 @@ def clean_labels(labels: Sequence[str]) -> tuple[str, ...]:
         if text and text not in seen:
             seen[text] = None
     return tuple(seen)
+
+
+def words_outside_vocabulary(vocabulary: Mapping[str, int], labels: Sequence[str]) -> list[str]:
+    """List the words of ``labels`` that are not whole-word tokens of a CLIP BPE vocabulary.
+
+    A CLIP tokenizer marks a word's last token with "</w>". In a vocabulary
+    learned from a small caption corpus without reaching its size limit, as
+    the bundled CLIP's is, every corpus word is one whole-word token, so a
+    word found here never occurred in the training captions. Words are split
+    as CLIPTokenizer does: runs of letters, and single digits.
+    """
+    unknown: list[str] = []
+    for label in labels:
+        for word in re.findall(r"[^\W\d_]+|\d", label.lower()):
+            if f"{word}</w>" not in vocabulary and word not in unknown:
+                unknown.append(word)
+    return unknown
 
 
 def check_templates(templates: Sequence[str]) -> tuple[str, ...]:

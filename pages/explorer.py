@@ -422,7 +422,9 @@ def outliers_ui(dataset: datasets.ImageDataset, vectors: np.ndarray) -> None:
 
 def text_query_ui(models: dict) -> np.ndarray | None:
     """Embed a text query with the active CLIP model; return its (D,) vector or None."""
-    query = st.text_input("Text query (CLIP)", key="explorer_query", placeholder="a photo of a dog")
+    # The bundled CLIP was trained on digits and shapes only, so its example query is about a digit.
+    example = "a handwritten digit seven" if models[CLIP].is_bundled else "a photo of a dog"
+    query = st.text_input("Text query (CLIP)", key="explorer_query", placeholder=example)
     if not query:
         return None
     from core.clip import encode_texts

@@ -15,7 +15,9 @@ from components.image_source import current_image, decode_image_cached, show_ima
 from core.clip import ClipBundle
 from core.errors import RepLensError
 from core.images import UPLOAD_TYPES, LoadedImage, working_copy
-from core.zero_shot import BASELINE_LABEL, DEFAULT_TEMPLATES, ZeroShotResult, check_templates, clean_labels
+from core.zero_shot import (
+    BASELINE_LABEL, DEFAULT_TEMPLATES, ZeroShotResult, check_templates, clean_labels, words_outside_vocabulary,
+)
 
 IMAGES_MODE_KEY = "zero_shot_images_mode"
 # List of LoadedImage for the several-images mode, filled by the uploader.
@@ -72,6 +74,18 @@ def bundled_notice(bundle: ClipBundle) -> None:
             "captions get arbitrary embeddings. For photos, pick a real CLIP checkpoint in the sidebar, "
             "such as openai/clip-vit-base-patch32 when the Hugging Face Hub is reachable or the "
             "checkpoint is in the local cache, or a folder with a saved CLIP."
+        )
+
+
+def unknown_words_notice(bundle: ClipBundle, labels: tuple[str, ...]) -> None:
+    """Name the label words that the bundled model never saw in its training captions."""
+    if not bundle.is_bundled:
+        return
+    unknown = words_outside_vocabulary(bundle.processor.tokenizer.get_vocab(), labels)
+    if unknown:
+        st.warning(
+            "The bundled model never saw these words in its training captions, so scores of labels "
+            f"that use them mean little: {', '.join(unknown)}."
         )
 
 
@@ -246,6 +260,7 @@ def main() -> None:
         else:
             images = images_ui()
             labels, templates = labels_ui(bundle)
+            unknown_words_notice(bundle, labels)
         result = classify_cached(bundle.source, tuple(image.pixels for image in images), labels, templates)
     except RepLensError as error:
         st.error(str(error))

@@ -11,6 +11,7 @@ from core.clip import encode_images, encode_texts, load_clip
 from core.errors import RepLensError
 from core.zero_shot import (
     BASELINE_LABEL, DEFAULT_TEMPLATES, check_templates, classify_images, clean_labels, label_embeddings, softmax,
+    words_outside_vocabulary,
 )
 
 
@@ -138,3 +139,9 @@ def test_softmax_matches_scipy():
 
     logits = np.array([[1.0, 2.0, 30.0], [-5.0, 0.0, 5.0]])
     np.testing.assert_allclose(softmax(logits), scipy_softmax(logits, axis=-1), atol=1e-12)
+
+
+def test_words_outside_vocabulary():
+    vocabulary = {"red</w>": 0, "circle</w>": 1, "7</w>": 2, "a</w>": 3, "do": 4}
+    labels = ["Red circle", "a dog", "red DOG 7", "banana-circle 42"]
+    assert words_outside_vocabulary(vocabulary, labels) == ["dog", "banana", "4", "2"]

@@ -119,3 +119,14 @@ def test_bundled_default_offline():
     assert any("only knows its small world" in warning.value for warning in at.warning)
     shown = at.dataframe[0].value
     assert shown["label"].tolist()[int(shown["probability"].argmax())] == "handwritten digit seven"
+
+
+@pytest.mark.skipif(not (BUNDLED_CLIP_DIR / "model.safetensors").is_file(), reason="bundled CLIP not trained")
+def test_bundled_names_unknown_words():
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state["zero_shot_labels"] = "red circle\ndog\nyellow banana"
+    at.run()
+    assert not at.exception
+    notices = [warning.value for warning in at.warning if "never saw these words" in warning.value]
+    assert len(notices) == 1
+    assert notices[0].endswith(": dog, banana.")
