@@ -90,6 +90,18 @@ def _product_count(page) -> int:
     return page.get_by_test_id("stMain").get_by_test_id("stCode").first.inner_text().count("×")
 
 
+def _wait_for_products(page, products: int, timeout_ms: int) -> bool:
+    """Poll until the written-out sum has ``products`` products; return whether it got there in time.
+
+    The page may still show the previous run's sum for a while after a widget changes.
+    """
+    for _ in range(timeout_ms // 200):
+        if _product_count(page) == products:
+            return True
+        page.wait_for_timeout(200)
+    return _product_count(page) == products
+
+
 def _type_into_cell(page, grid, row: int, column: int, columns: int, text: str, products: int) -> None:
     """Click data cell (row, column), type ``text``, press Enter, and wait for ``products`` products.
 
@@ -108,7 +120,7 @@ def _type_into_cell(page, grid, row: int, column: int, columns: int, text: str, 
         page.wait_for_timeout(300 * attempt)
         page.keyboard.press("Enter")
         _wait_until_idle(page)
-        if _product_count(page) == products:
+        if _wait_for_products(page, products, 5_000 * attempt):
             return
     raise AssertionError(f"typing {text!r} into cell ({row}, {column}) left {_product_count(page)} products")
 
@@ -128,11 +140,13 @@ def test_custom_kernel_pixel_arithmetic(page):
     main = page.get_by_test_id("stMain")
     main.get_by_text("Custom", exact=True).click()
     _wait_until_idle(page)
+    # The custom kernel starts as the identity: one non-zero weight. Until then the page may still
+    # show the preset, whose weights table is also a data frame.
+    assert _wait_for_products(page, 1, 60_000)
     grid = main.get_by_test_id("stDataFrame").first
     grid.scroll_into_view_if_needed()
 
     # Written weights: 2 at the top left, 1 right of the centre, 0 at the centre.
-    assert _product_count(page) == 1
     _type_into_cell(page, grid, 0, 0, 3, "2", products=2)
     _type_into_cell(page, grid, 1, 2, 3, "1", products=3)
     _type_into_cell(page, grid, 1, 1, 3, "0", products=2)
