@@ -163,18 +163,19 @@ def probability_chart(result: ZeroShotResult, row: int) -> go.Figure:
     order = np.argsort(result.probabilities[row])
     labels = [result.labels[i] for i in order]
     # Bars sit at positions 0..n-1 with shortened tick texts, so long labels leave room for the bars
-    # and two labels that shorten alike keep separate bars. Hovering shows the whole label.
+    # and two labels that shorten alike keep separate bars. Hovering shows the whole label. Plotly reads
+    # tags such as <b> in these texts, so labels are escaped to show as typed.
     figure = go.Figure(
         go.Bar(
             x=result.probabilities[row][order], y=list(range(len(labels))), orientation="h",
             text=[f"p = {result.probabilities[row][i]:.3f}   cos = {result.cosines[row][i]:.3f}" for i in order],
-            hovertext=labels, hoverinfo="text+x",
+            hovertext=[html.escape(label) for label in labels], hoverinfo="text+x",
             textposition="outside", marker_color="#4c78a8",
         )
     )
     figure.update_layout(
         xaxis={"range": [0, 1.3], "tickvals": [0, 0.25, 0.5, 0.75, 1], "title": "probability (softmax over the labels)"},
-        yaxis={"tickvals": list(range(len(labels))), "ticktext": [short_label(label) for label in labels]},
+        yaxis={"tickvals": list(range(len(labels))), "ticktext": [html.escape(short_label(label)) for label in labels]},
         height=80 + 40 * len(labels), margin={"l": 10, "r": 10, "t": 10, "b": 40},
     )
     return figure
