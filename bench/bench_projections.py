@@ -32,6 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.timing import timed  # noqa: E402
 from core import projections  # noqa: E402
 
 
@@ -40,15 +41,6 @@ def clustered(count: int, dim: int = 512, clusters: int = 10, seed: int = 0) -> 
     centres = rng.normal(scale=3.0, size=(clusters, dim))
     members = rng.integers(clusters, size=count)
     return (centres[members] + rng.normal(size=(count, dim))).astype(np.float32)
-
-
-def timed(function: Callable[[], object], repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def interleaved(first: Callable[[], object], second: Callable[[], object], repeats: int) -> tuple[list[float], list[float]]:

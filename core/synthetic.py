@@ -107,6 +107,14 @@ class Scene:
     gradient: float = 0.0
     background_rgb: tuple[int, int, int] | None = None
 
+    def __post_init__(self) -> None:
+        if self.background == TINTED and self.background_rgb is None:
+            raise RepLensError(f"A {TINTED!r} scene needs background_rgb. Pass the background colour.")
+        if self.background != TINTED and self.background not in BACKGROUNDS:
+            raise RepLensError(
+                f"Unknown background {self.background!r}. Choose one of {', '.join(BACKGROUNDS)} or {TINTED!r}."
+            )
+
     @property
     def count(self) -> int:
         return len(self.shapes)
@@ -153,7 +161,9 @@ def random_scene(
         raise RepLensError(f"count must be between 1 and {MAX_COUNT} but got {count}.")
     if any_hue:
         if colour is not None:
-            raise RepLensError(f"colour must be unset when any_hue is set, because any_hue draws the colour, but got {colour!r}.")
+            raise RepLensError(
+                f"colour must be unset when any_hue is set, because any_hue draws the colour, but got {colour!r}."
+            )
         chosen_kind = kind or str(rng.choice(SHAPES))
         nearest, rgb = any_hue_colour(rng, chosen_kind, exclude)
         return _finish_scene(rng, nearest, chosen_kind, count, tinted, rgb)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import time
@@ -199,3 +200,26 @@ def test_cache_hit_with_precomputed_digest(digits, tmp_path):
     assert digits.content_digest == embeddings.content_digest(list(digits.images))
     assert second.from_cache
     np.testing.assert_array_equal(second.vectors, first.vectors)
+
+
+def test_content_digest_format():
+    first = np.arange(6, dtype=np.uint8).reshape(1, 2, 3)
+    second = np.full((2, 1, 3), 7, dtype=np.uint8)
+    expected = hashlib.sha256(b"[(1, 2, 3), (2, 1, 3)]" + first.tobytes() + second.tobytes()).hexdigest()
+    assert embeddings.content_digest([first, second]) == expected
+
+
+def test_content_digest_separates_images():
+    pixels = np.arange(12, dtype=np.uint8)
+    whole = embeddings.content_digest([pixels.reshape(1, 4, 3)])
+    halves = embeddings.content_digest([pixels[:6].reshape(1, 2, 3), pixels[6:].reshape(1, 2, 3)])
+    swapped = embeddings.content_digest([pixels[6:].reshape(1, 2, 3), pixels[:6].reshape(1, 2, 3)])
+    transposed = embeddings.content_digest([pixels.reshape(4, 1, 3)])
+    assert len({whole, halves, swapped, transposed}) == 4
+
+
+def test_content_digest_non_contiguous():
+    pixels = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
+    view = pixels[:, ::2]
+    assert not view.flags.c_contiguous
+    assert embeddings.content_digest([view]) == embeddings.content_digest([view.copy()])

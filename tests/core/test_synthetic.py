@@ -156,3 +156,15 @@ def test_mnist_split_disjoint_and_fixed():
     assert len(train) == 5000 - MNIST_HOLDOUT_SIZE
     assert not np.intersect1d(holdout, train).size
     np.testing.assert_array_equal(holdout, mnist_holdout_indices())
+
+
+def test_tinted_scene_without_colour_raises():
+    shape = Shape("red", "circle", "large", 0.5, 0.5, 0.3, COLOURS["red"])
+    with pytest.raises(RepLensError, match="background_rgb"):
+        Scene(TINTED, (shape,))
+
+
+def test_unknown_background_raises():
+    shape = Shape("red", "circle", "large", 0.5, 0.5, 0.3, COLOURS["red"])
+    with pytest.raises(RepLensError, match="Unknown background"):
+        Scene("plaid", (shape,))
